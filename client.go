@@ -1,0 +1,127 @@
+package resilient
+
+import (
+	"net/http"
+	"time"
+)
+
+// Default durations of the standard pipeline, anchored on Polly's standard
+// resilience handler.
+const (
+	DefaultTotalTimeout   = 30 * time.Second
+	DefaultAttemptTimeout = 10 * time.Second
+)
+
+// Stage names a stage of the standard pipeline, for Without.
+type Stage uint8
+
+// The stages of the standard pipeline, outermost first.
+const (
+	StageFallback Stage = iota + 1
+	StageIdempotencyKey
+	StageTotalTimeout
+	StageRetry
+	StageHedge
+	StageBulkhead
+	StageBreaker
+	StageAttemptTimeout
+	StageTracing
+)
+
+// Option configures the standard pipeline of NewClient and NewTransport.
+// Options apply in order; a later one wins over an earlier one.
+type Option func(*config)
+
+// config is the standard pipeline's settings. A stage is in the pipeline
+// when its bit in on is set.
+type config struct {
+	on             map[Stage]bool
+	totalTimeout   time.Duration
+	attemptTimeout time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		on: map[Stage]bool{
+			StageIdempotencyKey: true,
+			StageTotalTimeout:   true,
+			StageRetry:          true,
+			StageBulkhead:       true,
+			StageBreaker:        true,
+			StageAttemptTimeout: true,
+			StageTracing:        true,
+		},
+		totalTimeout:   DefaultTotalTimeout,
+		attemptTimeout: DefaultAttemptTimeout,
+	}
+}
+
+// Without switches stages of the standard pipeline off. A later With...
+// option for the same stage switches it back on.
+func Without(stages ...Stage) Option {
+	return func(c *config) {
+		for _, s := range stages {
+			c.on[s] = false
+		}
+	}
+}
+
+// WithTotalTimeout bounds the whole call: every attempt, every backoff
+// sleep and the body read. Default 30 s. It panics if d is not positive;
+// use Without(StageTotalTimeout) to have no total bound.
+func WithTotalTimeout(d time.Duration) Option {
+	mustPositive("WithTotalTimeout", d)
+	return func(c *config) {
+		c.totalTimeout = d
+		c.on[StageTotalTimeout] = true
+	}
+}
+
+// WithAttemptTimeout bounds each attempt, including its body read, so a
+// hung attempt fails fast and can be retried. Default 10 s. It panics if d
+// is not positive; use Without(StageAttemptTimeout) to switch it off.
+func WithAttemptTimeout(d time.Duration) Option {
+	mustPositive("WithAttemptTimeout", d)
+	return func(c *config) {
+		c.attemptTimeout = d
+		c.on[StageAttemptTimeout] = true
+	}
+}
+
+func mustPositive(name string, d time.Duration) {
+	if d <= 0 {
+		panic("resilient: " + name + " needs a positive duration, got " + d.String())
+	}
+}
+
+// NewClient returns an *http.Client whose transport is the standard
+// pipeline around http.DefaultTransport. Its Timeout field is left zero: the
+// pipeline's total timeout already bounds the call and its body read.
+func NewClient(opts ...Option) *http.Client {
+	return &http.Client{Transport: NewTransport(nil, opts...)}
+}
+
+// NewTransport returns the standard pipeline around base (nil means
+// http.DefaultTransport). The stages, outermost first, are listed in the
+// package documentation; each can be tuned with its With... option and
+// switched off with Without.
+func NewTransport(base http.RoundTripper, opts ...Option) http.RoundTripper {
+	c := defaultConfig()
+	for _, o := range opts {
+		o(&c)
+	}
+	return Chain(base, c.stages()...)
+}
+
+// stages lists the configured stages in the standard order.
+func (c *config) stages() []Middleware {
+	var s []Middleware
+	add := func(st Stage, m func() Middleware) {
+		if c.on[st] {
+			s = append(s, m())
+		}
+	}
+	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
+	return s
+}

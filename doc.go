@@ -1,0 +1,34 @@
+// Package resilient makes outbound HTTP calls survive slow, flaky and dead
+// dependencies. It is a chain of http.RoundTripper stages: timeouts, retry
+// with backoff and jitter, a circuit breaker and a bulkhead per host,
+// idempotency keys, and optional fallbacks, hedging and OpenTelemetry.
+//
+// There are three ways in:
+//
+//	client := resilient.NewClient()                  // a drop-in *http.Client
+//	rt := resilient.NewTransport(sdkTransport)       // around a transport you have
+//	rt := resilient.Chain(base, resilient.Timeout(time.Second)) // your own pipeline
+//
+// # The standard pipeline
+//
+// NewClient and NewTransport stack these stages, outermost first:
+//
+//  1. Fallback (only with WithFallback): sees the final outcome.
+//  2. IdempotencyKey: one key per logical call, reused by every attempt.
+//  3. Timeout, total (30 s): bounds attempts, backoff sleeps and body read.
+//  4. Retry (3 attempts), or Hedge with WithHedge: re-runs what is below.
+//  5. Bulkhead (256 per host): a backoff sleep holds no slot.
+//  6. CircuitBreaker (per host): every attempt counts; open costs no network.
+//  7. Timeout, per attempt (10 s): a hung attempt fails fast and is retried.
+//  8. Tracing: one CLIENT span per attempt, trace context per attempt.
+//  9. The base transport.
+//
+// Each stage has a With... option, and Without(Stage...) switches stages
+// off. Chain builds any other order from the same stages; Chain's first
+// stage is the outermost.
+//
+// Every stage keeps the http.RoundTripper contract: it never modifies the
+// caller's request, closes the request body on its early-error paths,
+// returns an error only when there is no response, starts no goroutine that
+// outlives the call, and forwards CloseIdleConnections to the base.
+package resilient

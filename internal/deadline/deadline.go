@@ -1,0 +1,152 @@
+// Package deadline is a context with a deadline whose timer is armed lazily.
+//
+// context.WithDeadline starts a timer, allocates a done channel and a cancel
+// closure up front, on every call. Most calls finish long before their
+// deadline, and a stage that stacks two timeouts (total and per attempt)
+// would pay twice. A Context creates its channel and timer only when
+// somebody asks for Done; until then Err checks the clock itself. Both paths
+// report the same outcome, so callers cannot tell the difference.
+package deadline
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Context is a context.Context that ends at a deadline, when its parent
+// ends, or when Release is called. Safe for concurrent use.
+type Context struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu         sync.Mutex
+	done       chan struct{} // guarded by mu; nil until Done is called
+	err        error         // guarded by mu
+	timer      *time.Timer   // guarded by mu
+	stopParent func() bool   // guarded by mu
+}
+
+// Init sets c up to end at d or when parent ends. It is Init rather than a
+// constructor so that callers can embed a Context in a per-call struct.
+// d must not be after parent's own deadline.
+func (c *Context) Init(parent context.Context, d time.Time) {
+	c.parent = parent
+	c.deadline = d
+}
+
+// Deadline reports the deadline given to Init.
+func (c *Context) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Value delegates to the parent.
+func (c *Context) Value(key any) any { return c.parent.Value(key) }
+
+// Done returns a channel closed when c ends. The first call arms the timer.
+func (c *Context) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	if c.err != nil {
+		close(c.done)
+		return c.done
+	}
+	if err := c.parent.Err(); err != nil {
+		c.endLocked(err)
+		return c.done
+	}
+	wait := time.Until(c.deadline)
+	if wait <= 0 {
+		c.endLocked(context.DeadlineExceeded)
+		return c.done
+	}
+	c.timer = time.AfterFunc(wait, c.expire)
+	// An ancestor that is itself a *Context ends no earlier than c (its
+	// deadline is not sooner, and it is released only after c), so skip it
+	// rather than arm its timer too.
+	watch := c.parent
+	for {
+		p, ok := watch.(*Context)
+		if !ok {
+			break
+		}
+		watch = p.parent
+	}
+	if watch.Done() != nil {
+		c.stopParent = context.AfterFunc(watch, c.parentDone)
+	}
+	return c.done
+}
+
+// Err reports why c ended, or nil. It checks the clock itself, so a context
+// whose Done was never asked for still ends on time.
+func (c *Context) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.parent.Err(); err != nil {
+		c.endLocked(err)
+	} else if !time.Now().Before(c.deadline) {
+		c.endLocked(context.DeadlineExceeded)
+	}
+	return c.err
+}
+
+// Expired reports whether c ended because its own deadline passed while
+// its parent was still live: the timeout belongs to whoever called Init.
+func (c *Context) Expired() bool {
+	return c.Err() == context.DeadlineExceeded && c.parent.Err() == nil
+}
+
+// Release ends c with context.Canceled if it has not ended yet, and frees
+// its timer. Safe to call more than once.
+func (c *Context) Release() {
+	c.mu.Lock()
+	if c.err == nil {
+		c.endLocked(context.Canceled)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Context) expire() {
+	c.mu.Lock()
+	if c.err == nil {
+		c.endLocked(context.DeadlineExceeded)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Context) parentDone() {
+	c.mu.Lock()
+	if c.err == nil {
+		err := c.parent.Err()
+		if err == nil {
+			err = context.Canceled
+		}
+		c.endLocked(err)
+	}
+	c.mu.Unlock()
+}
+
+// endLocked requires mu held and c.err == nil.
+func (c *Context) endLocked(err error) {
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
+
+// String names the context for debugging, as the standard ones do.
+func (c *Context) String() string {
+	return "resilient.deadline(" + c.deadline.String() + ")"
+}

@@ -1,0 +1,153 @@
+// Package httpx holds the small HTTP rules every stage shares: which
+// requests may be sent twice, how to rewind a body, how to discard a
+// response without losing its connection, and how to name a host.
+package httpx
+
+import (
+	"io"
+	"net/http"
+)
+
+// CloseIdle forwards CloseIdleConnections to rt if it has the method, so
+// http.Client.CloseIdleConnections still reaches the base transport through
+// a chain of stages.
+func CloseIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// OrDefault returns rt, or http.DefaultTransport when rt is nil.
+func OrDefault(rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		return http.DefaultTransport
+	}
+	return rt
+}
+
+// DrainLimit bounds how much of a discarded body is read so that its
+// connection can go back to the pool. Past it, closing is cheaper than
+// reading.
+const DrainLimit = 64 << 10
+
+// Discard reads at most DrainLimit bytes of resp's body and closes it. A
+// body read to its end lets net/http reuse the connection; the pool is never
+// flushed.
+func Discard(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, DrainLimit)
+	_ = resp.Body.Close()
+}
+
+// CloseRequestBody closes req's body on a path that returns before the
+// request reaches a transport, as the RoundTripper contract requires.
+func CloseRequestBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// IdempotencyHeaders are the headers whose presence makes a POST or PATCH
+// safe to send twice, as net/http's isReplayable decides.
+var IdempotencyHeaders = [...]string{"Idempotency-Key", "X-Idempotency-Key"}
+
+// Replayable reports whether req may be sent more than once: its method is
+// idempotent, or it carries an idempotency key; and its body, if any, can
+// be rewound with GetBody. The rule is net/http's isReplayable.
+func Replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	for _, h := range IdempotencyHeaders {
+		if _, ok := req.Header[h]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Rewind returns a request for a further attempt: a shallow copy of req
+// with a fresh body from GetBody. Headers are shared, not copied; stages
+// that change headers clone first. It fails only if GetBody fails.
+func Rewind(req *http.Request) (*http.Request, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	out := new(http.Request)
+	*out = *req
+	out.Body = body
+	return out, nil
+}
+
+// Authority names the server a request goes to: scheme, host and port,
+// with the default port made explicit so that http://h and http://h:80 share
+// one breaker and one pool. It is comparable, so it can key a map, and
+// making one does not allocate.
+type Authority struct {
+	Scheme, Host, Port string
+}
+
+// AuthorityOf returns the authority req is sent to.
+func AuthorityOf(req *http.Request) Authority {
+	u := req.URL
+	host := u.Host
+	if host == "" {
+		host = req.Host
+	}
+	a := Authority{Scheme: u.Scheme}
+	if i := portColon(host); i >= 0 {
+		a.Host, a.Port = host[:i], host[i+1:]
+	} else {
+		a.Host = host
+		if u.Scheme == "https" {
+			a.Port = "443"
+		} else {
+			a.Port = "80"
+		}
+	}
+	if len(a.Host) > 1 && a.Host[0] == '[' && a.Host[len(a.Host)-1] == ']' {
+		a.Host = a.Host[1 : len(a.Host)-1]
+	}
+	return a
+}
+
+// String formats a as scheme://host:port.
+func (a Authority) String() string {
+	host := a.Host
+	for i := 0; i < len(host); i++ {
+		if host[i] == ':' {
+			host = "[" + host + "]"
+			break
+		}
+	}
+	return a.Scheme + "://" + host + ":" + a.Port
+}
+
+// portColon returns the index of the colon before a numeric port at the end
+// of host, or -1. It allows for IPv6 brackets.
+func portColon(host string) int {
+	for i := len(host) - 1; i >= 0; i-- {
+		c := host[i]
+		switch {
+		case c == ':':
+			if i == len(host)-1 {
+				return -1
+			}
+			return i
+		case c < '0' || c > '9':
+			return -1
+		}
+	}
+	return -1
+}

@@ -1,0 +1,105 @@
+// Package telemetry carries the decisions stages make (a retry, a
+// rejection, a hedge, a fallback) to OpenTelemetry: as events on the
+// caller's span and as counters. Stages call Emit only off the happy path.
+package telemetry
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Kind is what a stage decided.
+type Kind uint8
+
+// The decisions stages report.
+const (
+	Retry              Kind = iota + 1 // another attempt is scheduled
+	RetryAfter                         // a Retry-After header set the delay
+	BudgetExhausted                    // the retry budget refused a retry or hedge
+	BreakerRejected                    // an open circuit refused a call
+	BreakerStateChange                 // a breaker changed state
+	BulkheadRejected                   // a full bulkhead refused a call
+	Hedge                              // a hedged attempt was sent
+	Fallback                           // a fallback answered the call
+)
+
+var names = [...]string{
+	Retry:              "resilient.retry",
+	RetryAfter:         "resilient.retry_after",
+	BudgetExhausted:    "resilient.retry_budget_exhausted",
+	BreakerRejected:    "resilient.breaker.rejected",
+	BreakerStateChange: "resilient.breaker.state_change",
+	BulkheadRejected:   "resilient.bulkhead.rejected",
+	Hedge:              "resilient.hedge",
+	Fallback:           "resilient.fallback",
+}
+
+// Name is the span event name of k.
+func (k Kind) Name() string {
+	if int(k) < len(names) && names[k] != "" {
+		return names[k]
+	}
+	return "resilient.unknown"
+}
+
+// Event is one decision. Fields that do not apply to a Kind stay zero.
+type Event struct {
+	Kind      Kind
+	Attempt   int           // the attempt number the decision follows (1 = first)
+	Delay     time.Duration // the wait before the next attempt or hedge
+	Status    int           // the response status that caused it, if any
+	Err       error         // the error that caused it, if any
+	Authority string        // scheme://host:port, for breaker and bulkhead
+	From, To  string        // breaker states, for BreakerStateChange
+}
+
+// Sink receives events. Implementations must be safe for concurrent use.
+type Sink interface {
+	Record(ctx context.Context, ev Event)
+}
+
+// Emit sends ev to s, or to the span in ctx when s is nil.
+func Emit(ctx context.Context, s Sink, ev Event) {
+	if s != nil {
+		s.Record(ctx, ev)
+		return
+	}
+	SpanEvent(ctx, ev)
+}
+
+// SpanEvent adds ev to the recording span in ctx, if there is one.
+func SpanEvent(ctx context.Context, ev Event) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent(ev.Kind.Name(), trace.WithAttributes(ev.Attributes()...))
+}
+
+// Attributes describes ev as span event attributes.
+func (ev Event) Attributes() []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 6)
+	if ev.Attempt > 0 {
+		attrs = append(attrs, attribute.Int("resilient.attempt", ev.Attempt))
+	}
+	if ev.Delay > 0 {
+		attrs = append(attrs, attribute.Float64("resilient.delay_seconds", ev.Delay.Seconds()))
+	}
+	if ev.Status > 0 {
+		attrs = append(attrs, attribute.Int("http.response.status_code", ev.Status))
+	}
+	if ev.Err != nil {
+		attrs = append(attrs, attribute.String("resilient.cause", ev.Err.Error()))
+	}
+	if ev.Authority != "" {
+		attrs = append(attrs, attribute.String("resilient.authority", ev.Authority))
+	}
+	if ev.From != "" || ev.To != "" {
+		attrs = append(attrs, attribute.String("resilient.breaker.from", ev.From),
+			attribute.String("resilient.breaker.to", ev.To))
+	}
+	return attrs
+}
