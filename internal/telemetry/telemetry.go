@@ -103,3 +103,27 @@ func (ev Event) Attributes() []attribute.KeyValue {
 	}
 	return attrs
 }
+
+type attemptKey struct{}
+
+// WithAttempt marks ctx as carrying attempt n (1 = the first) of a call.
+// Retry and Hedge set it from the second attempt on, so the Tracing stage
+// can record http.request.resend_count; the first attempt pays nothing.
+func WithAttempt(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, n)
+}
+
+// AttemptFrom returns the attempt number set by WithAttempt, or 1.
+func AttemptFrom(ctx context.Context) int {
+	if n, ok := ctx.Value(attemptKey{}).(int); ok {
+		return n
+	}
+	return 1
+}
+
+// Gauge is implemented by stages with per-authority state worth observing
+// as a metric: a breaker's state (0 closed, 1 half-open, 2 open) or a
+// bulkhead's slots in use. Observe must be safe for concurrent use.
+type Gauge interface {
+	Observe(yield func(authority string, value int64))
+}
