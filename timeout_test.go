@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,4 +121,173 @@ func TestTimeoutHealthyBodyReadsAfterCallerWaits(t *testing.T) {
 	if err := resp.Request.Context().Err(); !errors.Is(err, context.Canceled) {
 		t.Errorf("after EOF the attempt context should be released, Err() = %v", err)
 	}
+}
+
+func TestTimeoutCallerDeadlineWins(t *testing.T) {
+	srv := newServer(t, hang(t))
+	c := clientWith(resilient.Timeout(time.Minute))
+	defer c.CloseIdleConnections()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	start := time.Now()
+	resp, err := c.Do(req)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the caller's deadline", err)
+	}
+	var te *resilient.TimeoutError
+	if errors.As(err, &te) {
+		t.Errorf("the caller's own deadline was reported as the stage's timeout: %v", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v, want the caller's 50ms, not the stage's minute", el)
+	}
+}
+
+func TestTimeoutCallerCancelIsNotATimeout(t *testing.T) {
+	srv := newServer(t, hang(t))
+	c := clientWith(resilient.Timeout(time.Minute))
+	defer c.CloseIdleConnections()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	resp, err := c.Do(req)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a cancel was reported as a deadline: %v", err)
+	}
+}
+
+// retryLoop stands in for a retry stage: it re-sends failed calls forever,
+// so only a total timeout above it can end the call.
+type retryLoop struct{ next http.RoundTripper }
+
+func (r retryLoop) RoundTrip(req *http.Request) (*http.Response, error) {
+	for i := 0; ; i++ {
+		resp, err := r.next.RoundTrip(req)
+		if err == nil || req.Context().Err() != nil || i > 1000 {
+			return resp, err
+		}
+	}
+}
+
+func TestTotalTimeoutBoundsEveryAttempt(t *testing.T) {
+	var attempts atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		<-r.Context().Done()
+	})
+	loop := func(next http.RoundTripper) http.RoundTripper { return retryLoop{next} }
+	c := clientWith(resilient.Timeout(300*time.Millisecond), loop, resilient.Timeout(50*time.Millisecond))
+	defer c.CloseIdleConnections()
+
+	start := time.Now()
+	resp, err := c.Get(srv.URL)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	el := time.Since(start)
+	assertTimeout(t, err)
+	var te *resilient.TimeoutError
+	if errors.As(err, &te) && te.After != 300*time.Millisecond {
+		t.Errorf("reported the %v timeout, want the total one that ran out", te.After)
+	}
+	if n := attempts.Load(); n < 2 {
+		t.Errorf("server saw %d attempts, want several 50ms attempts inside the total", n)
+	}
+	if el < 250*time.Millisecond || el > 5*time.Second {
+		t.Errorf("took %v, want about the total 300ms", el)
+	}
+}
+
+func TestTimeoutReleasesContextOnClose(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 1<<20))
+	})
+	c := clientWith(resilient.Timeout(time.Minute))
+	defer c.CloseIdleConnections()
+
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := resp.Request.Context()
+	if ctx.Err() != nil {
+		t.Fatalf("context ended before the body was read: %v", ctx.Err())
+	}
+	resp.Body.Close()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing the body did not end the attempt context")
+	}
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Errorf("Err() = %v, want context.Canceled", ctx.Err())
+	}
+}
+
+func TestTimeoutPanicsOnNonPositive(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second} {
+		func() {
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.Contains(msg, "resilient: Timeout needs a positive duration") {
+					t.Errorf("Timeout(%v) panic = %q, want a clear message", d, msg)
+				}
+			}()
+			resilient.Timeout(d)
+		}()
+	}
+}
+
+// memTransport answers every request in memory with a small 200, as a fast
+// transport that checks its context would.
+type memTransport struct{}
+
+func (memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := req.Context().Err(); err != nil {
+		return nil, err
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{},
+		Body:       io.NopCloser(strings.NewReader("ok")),
+		Request:    req,
+	}, nil
+}
+
+func benchRoundTrip(b *testing.B, rt http.RoundTripper) {
+	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+func BenchmarkTimeout(b *testing.B) {
+	b.Run("raw", func(b *testing.B) { benchRoundTrip(b, memTransport{}) })
+	b.Run("timeout", func(b *testing.B) {
+		benchRoundTrip(b, resilient.Chain(memTransport{}, resilient.Timeout(time.Second)))
+	})
+	b.Run("total+attempt", func(b *testing.B) {
+		benchRoundTrip(b, resilient.Chain(memTransport{}, resilient.Timeout(30*time.Second), resilient.Timeout(10*time.Second)))
+	})
 }

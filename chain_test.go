@@ -1,0 +1,147 @@
+package resilient_test
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/resilient-go/resilient"
+)
+
+// recorder is a stage that notes its name on the way down.
+func recorder(name string, trail *[]string) resilient.Middleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			*trail = append(*trail, name)
+			return next.RoundTrip(req)
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func TestChainFirstStageIsOutermost(t *testing.T) {
+	var trail []string
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		trail = append(trail, "base")
+		return memTransport{}.RoundTrip(req)
+	})
+	rt := resilient.Chain(base, recorder("a", &trail), nil, recorder("b", &trail), recorder("c", &trail))
+	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := []string{"a", "b", "c", "base"}; !reflect.DeepEqual(trail, want) {
+		t.Errorf("order = %v, want %v", trail, want)
+	}
+}
+
+func TestChainNilBaseIsDefaultTransport(t *testing.T) {
+	if rt := resilient.Chain(nil); rt != http.DefaultTransport {
+		t.Errorf("Chain(nil) = %T, want http.DefaultTransport", rt)
+	}
+}
+
+// idleCounter is a base transport that counts CloseIdleConnections calls.
+type idleCounter struct {
+	memTransport
+	closed int
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.closed++ }
+
+func TestCloseIdleConnectionsReachesBase(t *testing.T) {
+	base := &idleCounter{}
+	client := resilient.NewClient()
+	client.Transport = resilient.NewTransport(base)
+	client.CloseIdleConnections()
+	if base.closed != 1 {
+		t.Errorf("standard pipeline: base saw %d CloseIdleConnections, want 1", base.closed)
+	}
+
+	base2 := &idleCounter{}
+	c2 := &http.Client{Transport: resilient.Chain(base2, resilient.Timeout(time.Second), resilient.Timeout(time.Second))}
+	c2.CloseIdleConnections()
+	if base2.closed != 1 {
+		t.Errorf("chain: base saw %d CloseIdleConnections, want 1", base2.closed)
+	}
+}
+
+func TestNewTransportWrapsCustomBase(t *testing.T) {
+	var seen int
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		seen++
+		return memTransport{}.RoundTrip(req)
+	})
+	c := &http.Client{Transport: resilient.NewTransport(base)}
+	resp, err := c.Get("http://example.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if seen != 1 {
+		t.Errorf("custom base saw %d requests, want 1", seen)
+	}
+	if _, ok := resp.Request.Context().Deadline(); !ok {
+		t.Error("the base got a request without the pipeline's deadline")
+	}
+}
+
+func TestWithoutSwitchesStagesOff(t *testing.T) {
+	var got *http.Request
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		got = req
+		return memTransport{}.RoundTrip(req)
+	})
+	rt := resilient.NewTransport(base, resilient.Without(resilient.StageTotalTimeout, resilient.StageAttemptTimeout))
+	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, ok := got.Context().Deadline(); ok {
+		t.Error("timeouts switched off, yet the base saw a deadline")
+	}
+}
+
+func TestTimeoutOptionsPanicOnNonPositive(t *testing.T) {
+	for name, f := range map[string]func(){
+		"WithTotalTimeout":   func() { resilient.WithTotalTimeout(0) },
+		"WithAttemptTimeout": func() { resilient.WithAttemptTimeout(-1) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s with a non-positive duration did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func TestStandardPipelineAttemptDeadlineInsideTotal(t *testing.T) {
+	var got *http.Request
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		got = req
+		return memTransport{}.RoundTrip(req)
+	})
+	rt := resilient.NewTransport(base, resilient.WithTotalTimeout(time.Hour), resilient.WithAttemptTimeout(time.Minute))
+	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
+	start := time.Now()
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d, ok := got.Context().Deadline()
+	if !ok || d.Sub(start) > 2*time.Minute {
+		t.Errorf("base deadline %v after start, want the 1 minute attempt timeout", d.Sub(start))
+	}
+}
