@@ -81,19 +81,38 @@ func (c *Context) Done() <-chan struct{} {
 }
 
 // Err reports why c ended, or nil. It checks the clock itself, so a context
-// whose Done was never asked for still ends on time.
+// whose Done was never asked for still ends on time. One clock read covers
+// the whole nest: an ancestor *Context's deadline is never before c's.
 func (c *Context) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return c.err
 	}
-	if err := c.parent.Err(); err != nil {
+	if err := ancestorErr(c.parent); err != nil {
 		c.endLocked(err)
 	} else if !time.Now().Before(c.deadline) {
 		c.endLocked(context.DeadlineExceeded)
 	}
 	return c.err
+}
+
+// ancestorErr is the error of the nearest ended ancestor, without reading
+// the clock for ancestors that are *Context.
+func ancestorErr(p context.Context) error {
+	for {
+		pc, ok := p.(*Context)
+		if !ok {
+			return p.Err()
+		}
+		pc.mu.Lock()
+		err := pc.err
+		pc.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		p = pc.parent
+	}
 }
 
 // Expired reports whether c ended because its own deadline passed while
