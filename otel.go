@@ -210,12 +210,14 @@ func (t *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 // tracingCall is the per-call state of a traced call, in one allocation:
-// the span, the lazily cloned request and the body wrapper that ends the
-// span.
+// the span, the propagation carrier, attribute and option storage, and the
+// body wrapper that ends the span.
 type tracingCall struct {
-	span trace.Span
-	hdr  lazyHeader
-	body body.Body
+	span  trace.Span
+	hdr   lazyHeader
+	attrs [8]attribute.KeyValue
+	opts  [1]metric.RecordOption
+	body  body.Body
 }
 
 // Release ends the span; body.Body calls it once.
@@ -233,13 +235,9 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 	method, known := methodName(req.Method)
 	a := httpx.AuthorityOf(req)
 	port, _ := strconv.Atoi(a.Port)
-	var c *tracingCall
-	if tracing || prop != nil {
-		c = new(tracingCall)
-	}
+	c := new(tracingCall)
 	if tracing {
-		attrs := make([]attribute.KeyValue, 0, 6)
-		attrs = append(attrs,
+		attrs := append(c.attrs[:0],
 			semconv.HTTPRequestMethodKey.String(method),
 			semconv.ServerAddress(a.Host),
 			semconv.ServerPort(port),
@@ -259,11 +257,11 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 		if c.hdr.out != nil {
 			out = c.hdr.out
 		}
+		c.hdr = lazyHeader{} // drop references to the requests
 	}
 	if out == req && ctx != parent {
 		out = req.WithContext(ctx)
 	}
-	c.hdr = lazyHeader{} // drop references to the requests
 
 	resp, err := t.next.RoundTrip(out)
 
@@ -277,33 +275,32 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 				c.span.SetStatus(codes.Error, err.Error())
 			}
 		}
-	} else {
-		if resp.StatusCode >= 400 {
-			errType = strconv.Itoa(resp.StatusCode)
-		}
-		if recording {
-			c.span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode),
-				semconv.NetworkProtocolVersion(protoVersion(resp)))
-			if errType != "" {
-				c.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
-				c.span.SetStatus(codes.Error, "")
-			}
-		}
+	} else if resp.StatusCode >= 400 {
+		errType = strconv.Itoa(resp.StatusCode)
 	}
-	if measure {
-		attrs := make([]attribute.KeyValue, 0, 6)
-		attrs = append(attrs,
-			semconv.HTTPRequestMethodKey.String(method),
-			semconv.ServerAddress(a.Host),
-			semconv.ServerPort(port))
-		if err == nil {
-			attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode),
-				semconv.NetworkProtocolVersion(protoVersion(resp)))
-		}
+	// The SDK copied the start attributes: c.attrs is free again.
+	attrs := append(c.attrs[:0],
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.ServerAddress(a.Host),
+		semconv.ServerPort(port))
+	if err == nil {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode),
+			semconv.NetworkProtocolVersion(protoVersion(resp)))
 		if errType != "" {
 			attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
 		}
-		t.duration.Record(parent, time.Since(start).Seconds(), metric.WithAttributes(attrs...))
+		if recording {
+			c.span.SetAttributes(attrs[3:]...)
+			if errType != "" {
+				c.span.SetStatus(codes.Error, "")
+			}
+		}
+	} else {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+	}
+	if measure {
+		c.opts[0] = metric.WithAttributes(attrs...)
+		t.duration.Record(parent, time.Since(start).Seconds(), c.opts[:]...)
 	}
 	if !tracing {
 		return resp, err
@@ -317,8 +314,9 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 }
 
 // lazyHeader is the propagation carrier of one attempt: the first Set
-// clones the request, so a propagator with nothing to inject costs no copy
-// and the caller's request is never changed.
+// copies the request into out with a header map of its own, so a
+// propagator with nothing to inject costs no copy and the caller's request
+// is never changed.
 type lazyHeader struct {
 	req, out *http.Request
 	ctx      context.Context
@@ -344,12 +342,30 @@ func (h *lazyHeader) Keys() []string {
 
 func (h *lazyHeader) Set(key, value string) {
 	if h.out == nil {
-		h.out = h.req.Clone(h.ctx)
-		if h.out.Header == nil {
-			h.out.Header = make(http.Header)
+		h.out = h.req.WithContext(h.ctx)
+		hdr := make(http.Header, len(h.req.Header)+2)
+		for k, v := range h.req.Header {
+			// Capped so that an append below copies instead of writing
+			// into the caller's array.
+			hdr[k] = v[:len(v):len(v)]
 		}
+		h.out.Header = hdr
 	}
-	h.out.Header.Set(key, value)
+	h.out.Header[canonicalKey(key)] = []string{value}
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey without the allocation
+// for the W3C propagators' lower-case keys.
+func canonicalKey(k string) string {
+	switch k {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return http.CanonicalHeaderKey(k)
 }
 
 // methodName returns the span name and http.request.method for m, and

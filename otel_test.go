@@ -83,6 +83,9 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		traceparent = append(traceparent, r.Header.Get("Traceparent"))
+		if r.Header.Get("X-Caller") != "kept" {
+			t.Errorf("the caller's headers were lost: %v", r.Header)
+		}
 		code := statuses[len(traceparent)-1]
 		mu.Unlock()
 		w.WriteHeader(code)
@@ -100,11 +103,12 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 			actx = telemetry.WithAttempt(ctx, n)
 		}
 		req, _ := http.NewRequestWithContext(actx, http.MethodGet, srv.URL+"/x", nil)
+		req.Header.Set("X-Caller", "kept")
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if req.Header.Get("Traceparent") != "" {
+		if len(req.Header) != 1 {
 			t.Fatal("the caller's request was modified")
 		}
 		io.Copy(io.Discard, resp.Body)
