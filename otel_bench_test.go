@@ -16,7 +16,7 @@ import (
 type otelNopBody struct{}
 
 func (otelNopBody) Read([]byte) (int, error) { return 0, nil }
-func (otelNopBody) Close() error               { return nil }
+func (otelNopBody) Close() error             { return nil }
 
 // otelStaticRT answers 200 in memory.
 type otelStaticRT struct{}

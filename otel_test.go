@@ -144,20 +144,20 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 		}
 		rc, ok := attrOf(s, "http.request.resend_count")
 		if i == 0 && ok {
-			t.Errorf("first attempt has resend_count %v", rc.Emit())
+			t.Errorf("first attempt has resend_count %v", rc.String())
 		}
 		if i > 0 && (!ok || rc.AsInt64() != int64(i)) {
-			t.Errorf("span %d resend_count = %v (%v), want %d", i, rc.Emit(), ok, i)
+			t.Errorf("span %d resend_count = %v (%v), want %d", i, rc.String(), ok, i)
 		}
 		sc, _ := attrOf(s, "http.response.status_code")
 		if sc.AsInt64() != int64(statuses[i]) {
-			t.Errorf("span %d status_code %v", i, sc.Emit())
+			t.Errorf("span %d status_code %v", i, sc.String())
 		}
 		wantCode := codes.Unset
 		if statuses[i] >= 400 {
 			wantCode = codes.Error
 			if et, _ := attrOf(s, "error.type"); et.AsString() != "503" {
-				t.Errorf("span %d error.type %q", i, et.Emit())
+				t.Errorf("span %d error.type %q", i, et.String())
 			}
 		}
 		if s.Status().Code != wantCode {
@@ -295,7 +295,7 @@ func TestTracingErrors(t *testing.T) {
 		t.Errorf("transport error: status %v, want Error", s.Status().Code)
 	}
 	if et, _ := attrOf(spans[0], "error.type"); et.AsString() != "*errors.errorString" {
-		t.Errorf("error.type %q", et.Emit())
+		t.Errorf("error.type %q", et.String())
 	}
 	s := spans[1]
 	if s.Status().Code != codes.Unset {
@@ -305,7 +305,7 @@ func TestTracingErrors(t *testing.T) {
 		t.Errorf("unknown method span name %q", s.Name())
 	}
 	if m, _ := attrOf(s, "http.request.method_original"); m.AsString() != "FROB" {
-		t.Errorf("method_original %q", m.Emit())
+		t.Errorf("method_original %q", m.String())
 	}
 }
 
@@ -332,3 +332,38 @@ func TestTracingNoSDK(t *testing.T) {
 type otelRTFunc func(*http.Request) (*http.Response, error)
 
 func (f otelRTFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestTracingOptions(t *testing.T) {
+	k := newOtelKit(t)
+	var got http.Header
+	base := otelRTFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Header
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	rt := resilient.NewTransport(base, resilient.WithTracerProvider(k.tp), resilient.WithMeterProvider(k.mp),
+		resilient.WithPropagator(propagation.TraceContext{}))
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := len(k.rec.Ended()); n != 1 {
+		t.Fatalf("got %d spans, want 1", n)
+	}
+	if got.Get("Traceparent") == "" {
+		t.Error("no traceparent injected")
+	}
+	k.metric(t, "http.client.request.duration")
+
+	k2 := newOtelKit(t)
+	rt = resilient.NewTransport(base, resilient.WithTracerProvider(k2.tp), resilient.Without(resilient.StageTracing))
+	resp, err = rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := len(k2.rec.Ended()); n != 0 {
+		t.Errorf("Without(StageTracing) still traced %d spans", n)
+	}
+}
