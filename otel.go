@@ -235,7 +235,10 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 	method, known := methodName(req.Method)
 	a := httpx.AuthorityOf(req)
 	port, _ := strconv.Atoi(a.Port)
-	c := new(tracingCall)
+	var c *tracingCall
+	if tracing || measure {
+		c = new(tracingCall)
+	}
 	if tracing {
 		attrs := append(c.attrs[:0],
 			semconv.HTTPRequestMethodKey.String(method),
@@ -252,12 +255,19 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 	}
 	out := req
 	if prop != nil {
-		c.hdr = lazyHeader{req: req, ctx: ctx}
-		prop.Inject(ctx, &c.hdr)
-		if c.hdr.out != nil {
-			out = c.hdr.out
+		// Without a span or a measurement, only the carrier is needed.
+		var hdr *lazyHeader
+		if c != nil {
+			hdr = &c.hdr
+		} else {
+			hdr = new(lazyHeader)
 		}
-		c.hdr = lazyHeader{} // drop references to the requests
+		*hdr = lazyHeader{req: req, ctx: ctx}
+		prop.Inject(ctx, hdr)
+		if hdr.out != nil {
+			out = hdr.out
+		}
+		*hdr = lazyHeader{} // drop references to the requests
 	}
 	if out == req && ctx != parent {
 		out = req.WithContext(ctx)
@@ -277,6 +287,9 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 		}
 	} else if resp.StatusCode >= 400 {
 		errType = strconv.Itoa(resp.StatusCode)
+	}
+	if c == nil {
+		return resp, err // propagation only
 	}
 	// The SDK copied the start attributes: c.attrs is free again.
 	attrs := append(c.attrs[:0],

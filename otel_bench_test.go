@@ -27,7 +27,7 @@ func (otelStaticRT) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // BenchmarkTracing measures the stage's happy path: none is the in-memory
 // transport alone, noop the stage with the global providers and nothing
-// installed, sdk the stage with an SDK tracer (recording, no exporter), an
+// installed (and with the W3C propagator), sdk the stage with an SDK tracer (recording, no exporter), an
 // SDK meter and the W3C propagator.
 func BenchmarkTracing(b *testing.B) {
 	tp := sdktrace.NewTracerProvider()
@@ -40,6 +40,7 @@ func BenchmarkTracing(b *testing.B) {
 	}{
 		{"none", nil},
 		{"noop", resilient.Tracing(resilient.TracingPolicy{})},
+		{"noop-propagator", resilient.Tracing(resilient.TracingPolicy{Propagator: propagation.TraceContext{}})},
 		{"sdk", resilient.Tracing(resilient.TracingPolicy{TracerProvider: tp, MeterProvider: mp, Propagator: propagation.TraceContext{}})},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

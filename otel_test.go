@@ -367,3 +367,30 @@ func TestTracingOptions(t *testing.T) {
 		t.Errorf("Without(StageTracing) still traced %d spans", n)
 	}
 }
+
+// TestTracingNoSDKPropagates: with no SDK, an incoming trace context is
+// still passed on, on a copy of the request.
+func TestTracingNoSDKPropagates(t *testing.T) {
+	var got string
+	base := otelRTFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Header.Get("Traceparent")
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	rt := resilient.Chain(base, resilient.Tracing(resilient.TracingPolicy{Propagator: propagation.TraceContext{}}))
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	req, _ := http.NewRequestWithContext(trace.ContextWithRemoteSpanContext(context.Background(), sc),
+		http.MethodGet, "http://127.0.0.1:1/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"; got != want {
+		t.Errorf("traceparent %q, want %q", got, want)
+	}
+	if len(req.Header) != 0 {
+		t.Error("the caller's request was modified")
+	}
+}
