@@ -3,6 +3,12 @@ package resilient
 import (
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/resilient-go/resilient/internal/telemetry"
 )
 
 // Default durations of the standard pipeline, anchored on Polly's standard
@@ -38,6 +44,12 @@ type config struct {
 	on             map[Stage]bool
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
+
+	// Tracing stage and telemetry; nil means the global ones.
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
+	telemetrySink  telemetry.Sink // built by sink() on first use
 }
 
 func defaultConfig() config {
@@ -123,5 +135,6 @@ func (c *config) stages() []Middleware {
 	}
 	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
+	add(StageTracing, func() Middleware { return Tracing(c.tracingPolicy()) })
 	return s
 }

@@ -61,13 +61,13 @@ type Sink interface {
 	Record(ctx context.Context, ev Event)
 }
 
-// Emit sends ev to s, or to the span in ctx when s is nil.
+// Emit sends ev to s. A nil s means the default sink: an event on the span
+// in ctx and the counters of the global MeterProvider (see NewSink).
 func Emit(ctx context.Context, s Sink, ev Event) {
-	if s != nil {
-		s.Record(ctx, ev)
-		return
+	if s == nil {
+		s = defaultSink()
 	}
-	SpanEvent(ctx, ev)
+	s.Record(ctx, ev)
 }
 
 // SpanEvent adds ev to the recording span in ctx, if there is one.

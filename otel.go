@@ -1,0 +1,431 @@
+package resilient
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"reflect"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	mnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	tnoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/httpx"
+	"github.com/resilient-go/resilient/internal/telemetry"
+)
+
+// TracingPolicy configures the Tracing stage. The zero value uses the
+// global OpenTelemetry providers and propagator.
+type TracingPolicy struct {
+	// TracerProvider creates the attempt spans. Nil means the global
+	// provider; while no SDK is installed there the stage creates no spans
+	// and costs next to nothing, and it starts tracing once one is set.
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider records http.client.request.duration. Nil means the
+	// global provider.
+	MeterProvider metric.MeterProvider
+
+	// Propagator injects the attempt span's context into the attempt's
+	// request headers. Nil means the global propagator.
+	Propagator propagation.TextMapPropagator
+}
+
+// Tracing records each call through it as an OpenTelemetry CLIENT span,
+// following the HTTP client semantic conventions: named after the method
+// ("_OTHER" for methods outside RFC 9110 and PATCH), with
+// http.request.method, server.address, server.port, url.full (user info and
+// signature query values replaced by REDACTED), http.response.status_code,
+// error.type, network.protocol.version and, from the second attempt on,
+// http.request.resend_count. 4xx, 5xx and transport errors set status
+// Error; a call cancelled by its caller does not. The span ends when the
+// response body is closed, read to EOF or fails. The span's context is
+// injected into a clone of the request's headers, never the caller's. The
+// duration of each call until its response headers is recorded in the
+// histogram http.client.request.duration (seconds, the conventions'
+// buckets from 5 ms to 10 s).
+//
+// In the standard pipeline Tracing is the innermost stage, so each retry
+// and each hedge is its own span, with its own traceparent, under the
+// caller's span. It replaces otelhttp.NewTransport: use one or the other,
+// not both, or every attempt is traced twice.
+func Tracing(p TracingPolicy) Middleware {
+	t := &tracingTransport{}
+	tp := p.TracerProvider
+	if tp == nil || isGlobal(tp, globalTracerProvider) {
+		t.followGlobal = true
+		tp = otel.GetTracerProvider()
+	}
+	if _, ok := tp.(tnoop.TracerProvider); ok {
+		t.off = true
+	}
+	t.tracer = tp.Tracer(telemetry.ScopeName, trace.WithSchemaURL(telemetry.SchemaURL))
+	if p.Propagator != nil && !isGlobal(p.Propagator, globalPropagator) {
+		t.prop = p.Propagator
+	}
+	mp := p.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(telemetry.ScopeName, metric.WithSchemaURL(telemetry.SchemaURL))
+	h, err := m.Float64Histogram("http.client.request.duration",
+		metric.WithDescription("Duration of HTTP client requests."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10))
+	if err != nil || h == nil {
+		otel.Handle(err)
+		h = mnoop.Float64Histogram{}
+	}
+	t.duration = h
+	return func(next http.RoundTripper) http.RoundTripper {
+		c := *t
+		c.next = httpx.OrDefault(next)
+		return &c
+	}
+}
+
+// WithTracerProvider sets the TracerProvider of the Tracing stage (default:
+// the global one) and switches the stage on.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) {
+		c.tracerProvider = tp
+		c.on[StageTracing] = true
+	}
+}
+
+// WithMeterProvider sets the MeterProvider of the Tracing stage and of the
+// counters of the other stages (default: the global one) and switches
+// the Tracing stage on.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) {
+		c.meterProvider = mp
+		c.on[StageTracing] = true
+	}
+}
+
+// WithPropagator sets the propagator of the Tracing stage (default: the
+// global one) and switches the stage on.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return func(c *config) {
+		c.propagator = p
+		c.on[StageTracing] = true
+	}
+}
+
+// tracingPolicy is the Tracing stage of the standard pipeline.
+func (c *config) tracingPolicy() TracingPolicy {
+	return TracingPolicy{TracerProvider: c.tracerProvider, MeterProvider: c.meterProvider, Propagator: c.propagator}
+}
+
+// sink is where the stages of the standard pipeline report their
+// decisions: the configured MeterProvider's counters, or nil (the global
+// default) when none is configured.
+func (c *config) sink() telemetry.Sink {
+	if c.meterProvider == nil {
+		return nil
+	}
+	if c.telemetrySink == nil {
+		c.telemetrySink = telemetry.NewSink(c.meterProvider)
+	}
+	return c.telemetrySink
+}
+
+type tracingTransport struct {
+	next     http.RoundTripper
+	tracer   trace.Tracer
+	duration metric.Float64Histogram
+	prop     propagation.TextMapPropagator // nil: the global one
+
+	// followGlobal: tracer came from the global provider, which creates
+	// no spans until an SDK is set. off: a no-op provider was configured.
+	followGlobal, off bool
+}
+
+var _ http.RoundTripper = (*tracingTransport)(nil)
+
+// The global delegating provider and propagator, as returned before
+// anything is installed. otel.Set... replaces what the getters return, so
+// while a getter still returns a value of this type nothing is installed.
+// Nil if something was installed before this package initialised.
+var (
+	globalTracerProvider = unsetGlobal(otel.GetTracerProvider())
+	globalPropagator     = unsetGlobal(otel.GetTextMapPropagator())
+)
+
+const globalPkg = "go.opentelemetry.io/otel/internal/global"
+
+func unsetGlobal(v any) reflect.Type {
+	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer && t.Elem().PkgPath() == globalPkg {
+		return t
+	}
+	return nil
+}
+
+func isGlobal(v any, global reflect.Type) bool {
+	return global != nil && reflect.TypeOf(v) == global
+}
+
+// tracing reports whether spans can be created: an SDK is behind the
+// tracer.
+func (t *tracingTransport) tracing() bool {
+	if t.followGlobal {
+		return !isGlobal(otel.GetTracerProvider(), globalTracerProvider)
+	}
+	return !t.off
+}
+
+// propagator returns the propagator to inject with, or nil when it is the
+// global one with nothing installed.
+func (t *tracingTransport) propagator() propagation.TextMapPropagator {
+	if t.prop != nil {
+		return t.prop
+	}
+	p := otel.GetTextMapPropagator()
+	if isGlobal(p, globalPropagator) {
+		return nil
+	}
+	return p
+}
+
+func (t *tracingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	tracing := t.tracing()
+	prop := t.propagator()
+	measure := t.duration.Enabled(ctx)
+	if !tracing && prop == nil && !measure {
+		return t.next.RoundTrip(req)
+	}
+	return t.roundTrip(req, tracing, prop, measure)
+}
+
+// tracingCall is the per-call state of a traced call, in one allocation:
+// the span, the propagation carrier, attribute and option storage, and the
+// body wrapper that ends the span.
+type tracingCall struct {
+	span  trace.Span
+	hdr   lazyHeader
+	attrs [8]attribute.KeyValue
+	opts  [1]metric.RecordOption
+	body  body.Body
+}
+
+// Release ends the span; body.Body calls it once.
+func (c *tracingCall) Release() { c.span.End() }
+
+var spanKindClient = trace.WithSpanKind(trace.SpanKindClient)
+
+func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propagation.TextMapPropagator, measure bool) (*http.Response, error) {
+	var start time.Time
+	if measure {
+		start = time.Now()
+	}
+	parent := req.Context()
+	ctx := parent
+	method, known := methodName(req.Method)
+	a := httpx.AuthorityOf(req)
+	port, _ := strconv.Atoi(a.Port)
+	var c *tracingCall
+	if tracing || measure {
+		c = new(tracingCall)
+	}
+	if tracing {
+		attrs := append(c.attrs[:0],
+			semconv.HTTPRequestMethodKey.String(method),
+			semconv.ServerAddress(a.Host),
+			semconv.ServerPort(port),
+			semconv.URLFull(telemetry.RedactURL(req.URL)))
+		if !known {
+			attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
+		}
+		if n := telemetry.AttemptFrom(parent) - 1; n >= 1 {
+			attrs = append(attrs, semconv.HTTPRequestResendCount(n))
+		}
+		ctx, c.span = t.tracer.Start(ctx, method, spanKindClient, trace.WithAttributes(attrs...))
+	}
+	out := req
+	if prop != nil {
+		// Without a span or a measurement, only the carrier is needed.
+		var hdr *lazyHeader
+		if c != nil {
+			hdr = &c.hdr
+		} else {
+			hdr = new(lazyHeader)
+		}
+		*hdr = lazyHeader{req: req, ctx: ctx}
+		prop.Inject(ctx, hdr)
+		if hdr.out != nil {
+			out = hdr.out
+		}
+		*hdr = lazyHeader{} // drop references to the requests
+	}
+	if out == req && ctx != parent {
+		out = req.WithContext(ctx)
+	}
+
+	resp, err := t.next.RoundTrip(out)
+
+	recording := tracing && c.span.IsRecording()
+	var errType string
+	if err != nil {
+		errType = errorType(err)
+		if recording {
+			c.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+			if !callerCancelled(parent, err) {
+				c.span.SetStatus(codes.Error, err.Error())
+			}
+		}
+	} else if resp.StatusCode >= 400 {
+		errType = strconv.Itoa(resp.StatusCode)
+	}
+	if c == nil {
+		return resp, err // propagation only
+	}
+	// The SDK copied the start attributes: c.attrs is free again.
+	attrs := append(c.attrs[:0],
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.ServerAddress(a.Host),
+		semconv.ServerPort(port))
+	if err == nil {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode),
+			semconv.NetworkProtocolVersion(protoVersion(resp)))
+		if errType != "" {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+		}
+		if recording {
+			c.span.SetAttributes(attrs[3:]...)
+			if errType != "" {
+				c.span.SetStatus(codes.Error, "")
+			}
+		}
+	} else {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+	}
+	if measure {
+		c.opts[0] = metric.WithAttributes(attrs...)
+		t.duration.Record(parent, time.Since(start).Seconds(), c.opts[:]...)
+	}
+	if !tracing {
+		return resp, err
+	}
+	if err != nil {
+		c.span.End()
+		return nil, err
+	}
+	body.TrackInto(resp, &c.body, c)
+	return resp, nil
+}
+
+// lazyHeader is the propagation carrier of one attempt: the first Set
+// copies the request into out with a header map of its own, so a
+// propagator with nothing to inject costs no copy and the caller's request
+// is never changed.
+type lazyHeader struct {
+	req, out *http.Request
+	ctx      context.Context
+}
+
+func (h *lazyHeader) header() http.Header {
+	if h.out != nil {
+		return h.out.Header
+	}
+	return h.req.Header
+}
+
+func (h *lazyHeader) Get(key string) string { return h.header().Get(key) }
+
+func (h *lazyHeader) Keys() []string {
+	hdr := h.header()
+	keys := make([]string, 0, len(hdr))
+	for k := range hdr {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func (h *lazyHeader) Set(key, value string) {
+	if h.out == nil {
+		h.out = h.req.WithContext(h.ctx)
+		hdr := make(http.Header, len(h.req.Header)+2)
+		for k, v := range h.req.Header {
+			// Capped so that an append below copies instead of writing
+			// into the caller's array.
+			hdr[k] = v[:len(v):len(v)]
+		}
+		h.out.Header = hdr
+	}
+	h.out.Header[canonicalKey(key)] = []string{value}
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey without the allocation
+// for the W3C propagators' lower-case keys.
+func canonicalKey(k string) string {
+	switch k {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+// methodName returns the span name and http.request.method for m, and
+// whether m is a method the conventions know.
+func methodName(m string) (string, bool) {
+	switch m {
+	case "":
+		return http.MethodGet, true
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch:
+		return m, true
+	}
+	return "_OTHER", false
+}
+
+func protoVersion(resp *http.Response) string {
+	switch {
+	case resp.ProtoMajor == 1 && resp.ProtoMinor == 1:
+		return "1.1"
+	case resp.ProtoMajor == 1 && resp.ProtoMinor == 0:
+		return "1.0"
+	case resp.ProtoMajor == 2:
+		return "2"
+	case resp.ProtoMajor == 3:
+		return "3"
+	}
+	return strconv.Itoa(resp.ProtoMajor) + "." + strconv.Itoa(resp.ProtoMinor)
+}
+
+// errorType names err for error.type with low cardinality: "timeout",
+// "canceled", or the error's Go type.
+func errorType(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return reflect.TypeOf(err).String()
+}
+
+// callerCancelled reports whether err is the caller's own cancellation of
+// ctx, which is a decision, not a failure.
+func callerCancelled(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(ctx.Err(), context.Canceled)
+}
+
+// CloseIdleConnections forwards to the next transport.
+func (t *tracingTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
