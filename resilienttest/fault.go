@@ -75,14 +75,19 @@ func FailFraction(p float64, status int, seed uint64) Fault {
 	})
 }
 
-// unitFloat maps (seed, n) to [0, 1) with splitmix64: cheap, stateless and
-// well spread, so that reproducibility does not depend on goroutine order.
+// unitFloat maps (seed, n) to [0, 1) with the splitmix64 mixer, applied to
+// the seed and then to the pair: cheap, stateless and well spread, so that
+// the choice does not depend on goroutine order and nearby seeds differ.
 func unitFloat(seed uint64, n int) float64 {
-	z := seed + uint64(n)*0x9e3779b97f4a7c15
+	const golden = 0x9e3779b97f4a7c15
+	z := mix64(mix64(seed+golden) + uint64(n)*golden)
+	return float64(z>>11) / (1 << 53)
+}
+
+func mix64(z uint64) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	z ^= z >> 31
-	return float64(z>>11) / (1 << 53)
+	return z ^ (z >> 31)
 }
 
 // Latency waits d before passing the request on. The wait ends early,
