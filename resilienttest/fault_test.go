@@ -531,3 +531,33 @@ func TestNestedSelectors(t *testing.T) {
 		t.Errorf("got %v, want %s", got, want)
 	}
 }
+
+func TestDripThenCut(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, start func(*testing.T, ...resilienttest.Fault) fake) {
+		for _, tt := range []struct {
+			name string
+			cut  resilienttest.Fault
+			want error
+		}{
+			{"truncate", resilienttest.Truncate(5), io.ErrUnexpectedEOF},
+			{"reset", resilienttest.ResetMidBody(5), syscall.ECONNRESET},
+		} {
+			f := start(t,
+				resilienttest.Header("X-Shard", "7"),
+				resilienttest.Drip(2, 5*time.Millisecond), tt.cut,
+				resilienttest.Respond(200, "0123456789"))
+			resp, err := f.client.Get(f.url)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "01234" || !errors.Is(err, tt.want) {
+				t.Errorf("%s: read %q, %v; want \"01234\", %v", tt.name, b, err, tt.want)
+			}
+			if resp.Header.Get("X-Shard") != "7" || resp.ContentLength != 10 {
+				t.Errorf("%s: header %v, ContentLength %d", tt.name, resp.Header, resp.ContentLength)
+			}
+		}
+	})
+}
