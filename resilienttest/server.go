@@ -1,0 +1,181 @@
+package resilienttest
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Server is an HTTP/1.1 server on 127.0.0.1 that runs a script of faults
+// for every request and records what it received. It is safe for
+// concurrent use.
+type Server struct {
+	// URL is the server's base URL, "http://127.0.0.1:port".
+	URL string
+
+	srv     *httptest.Server
+	faults  []Fault
+	rec     recorder
+	conns   atomic.Int64
+	closing chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup // handlers, including those past a hijack
+}
+
+// NewServer starts a Server running faults in order and closes it when the
+// test ends. With no faults every request gets 200 "OK".
+func NewServer(t testing.TB, faults ...Fault) *Server {
+	t.Helper()
+	s := StartServer(faults...)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// StartServer is NewServer for code without a testing.TB, such as examples
+// and demo programs: the caller must call Close.
+func StartServer(faults ...Fault) *Server {
+	s := &Server{faults: append([]Fault(nil), faults...), closing: make(chan struct{})}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s
+}
+
+// Client returns an http.Client for the server whose idle connections are
+// closed with the server.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// Close releases every held request, shuts the server down and waits for
+// its handlers to return. It may be called more than once.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		close(s.closing)
+		s.srv.Close()
+		s.wg.Wait()
+	})
+}
+
+// Requests returns a copy of the requests received so far, in order of
+// arrival (at most MaxRecorded).
+func (s *Server) Requests() []Request { return s.rec.requests() }
+
+// Count reports how many requests the server has received.
+func (s *Server) Count() int { return s.rec.count() }
+
+// Conns reports how many TCP connections the server has accepted.
+func (s *Server) Conns() int { return int(s.conns.Load()) }
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	c := s.rec.start(r, false, r.Context().Done(), s.closing)
+	runScript(c, s.faults)
+	if c.abandoned {
+		// Drop the connection without a response; net/http stays quiet.
+		panic(http.ErrAbortHandler)
+	}
+	c.finish()
+	if c.reset || c.cut >= 0 {
+		s.cutConn(w, c)
+		return
+	}
+
+	body, length := c.sent()
+	h := w.Header()
+	for k, v := range c.header {
+		h[k] = v
+	}
+	if bodyAllowed(r.Method, c.status) {
+		h.Set("Content-Length", strconv.Itoa(length))
+	}
+	w.WriteHeader(c.status)
+	if c.dripN == 0 {
+		_, _ = w.Write(body)
+		return
+	}
+	f, _ := w.(http.Flusher)
+	flush := func() {
+		if f != nil {
+			f.Flush()
+		}
+	}
+	flush()
+	for len(body) > 0 {
+		if !c.sleep(c.dripEvery) {
+			panic(http.ErrAbortHandler)
+		}
+		n := min(c.dripN, len(body))
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		flush()
+		body = body[n:]
+	}
+}
+
+// writeTimeout bounds every raw write, so a client that stops reading
+// cannot hold a handler past it.
+const writeTimeout = 30 * time.Second
+
+// cutConn takes the connection over and ends it the way c asks: a reset
+// before any byte, or a header and part of the body followed by a reset or
+// a clean close.
+func (s *Server) cutConn(w http.ResponseWriter, c *call) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	defer func() {
+		if c.reset || c.rst {
+			// SO_LINGER 0 turns close into a TCP RST.
+			if l, ok := conn.(interface{ SetLinger(int) error }); ok {
+				_ = l.SetLinger(0)
+			}
+		}
+		_ = conn.Close()
+	}()
+	if c.reset {
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+
+	body, length := c.sent()
+	bw := bufio.NewWriter(conn)
+	_, _ = bw.WriteString("HTTP/1.1 " + strconv.Itoa(c.status) + " " + http.StatusText(c.status) + "\r\n")
+	c.header.Set("Content-Length", strconv.Itoa(length))
+	_ = c.header.Write(bw)
+	_, _ = bw.WriteString("\r\n")
+	if c.dripN == 0 {
+		_, _ = bw.Write(body)
+		_ = bw.Flush()
+		return
+	}
+	if bw.Flush() != nil {
+		return
+	}
+	for len(body) > 0 {
+		if !c.sleep(c.dripEvery) {
+			return
+		}
+		n := min(c.dripN, len(body))
+		if _, err := conn.Write(body[:n]); err != nil {
+			return
+		}
+		body = body[n:]
+	}
+}
