@@ -43,7 +43,8 @@ type TracingPolicy struct {
 
 // Tracing records each call through it as an OpenTelemetry CLIENT span,
 // following the HTTP client semantic conventions: named after the method
-// ("_OTHER" for methods outside RFC 9110 and PATCH), with
+// (or "HTTP" for methods outside RFC 9110 and PATCH, whose
+// http.request.method is "_OTHER", as the conventions say), with
 // http.request.method, server.address, server.port, url.full (user info and
 // signature query values replaced by REDACTED), http.response.status_code,
 // error.type, network.protocol.version and, from the second attempt on,
@@ -251,7 +252,11 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 		if n := telemetry.AttemptFrom(parent) - 1; n >= 1 {
 			attrs = append(attrs, semconv.HTTPRequestResendCount(n))
 		}
-		ctx, c.span = t.tracer.Start(ctx, method, spanKindClient, trace.WithAttributes(attrs...))
+		name := method
+		if !known {
+			name = "HTTP"
+		}
+		ctx, c.span = t.tracer.Start(ctx, name, spanKindClient, trace.WithAttributes(attrs...))
 	}
 	out := req
 	if prop != nil {

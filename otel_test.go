@@ -301,7 +301,10 @@ func TestTracingErrors(t *testing.T) {
 	if s.Status().Code != codes.Unset {
 		t.Errorf("caller's cancel: status %v, want Unset", s.Status().Code)
 	}
-	if s.Name() != "_OTHER" {
+	if m, _ := attrOf(s, "http.request.method"); m.AsString() != "_OTHER" {
+		t.Errorf("unknown method http.request.method %q, want _OTHER", m.String())
+	}
+	if s.Name() != "HTTP" {
 		t.Errorf("unknown method span name %q", s.Name())
 	}
 	if m, _ := attrOf(s, "http.request.method_original"); m.AsString() != "FROB" {
