@@ -38,6 +38,7 @@ type config struct {
 	on             map[Stage]bool
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
+	retry          RetryPolicy
 }
 
 func defaultConfig() config {
@@ -122,6 +123,7 @@ func (c *config) stages() []Middleware {
 		}
 	}
 	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+	add(StageRetry, func() Middleware { return Retry(c.retry) })
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	return s
 }
