@@ -471,6 +471,22 @@ func TestRetryCallerDeadlineNotRetried(t *testing.T) {
 	}
 }
 
+func TestRetryCallerCancelDuringAttemptReturnsResponse(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	want := &http.Response{StatusCode: 503, Body: http.NoBody}
+	base := rtFunc(func(*http.Request) (*http.Response, error) { cancel(); return want, nil })
+	var at attempts
+	// Even a ShouldRetry that retries everything cannot retry past the
+	// caller's cancel.
+	p, _, _ := fastPolicy(resilient.RetryPolicy{ShouldRetry: func(*http.Request, *http.Response, error) bool { return true }})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/", nil)
+	got, err := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
+	if got != want || err != nil || at.n() != 1 {
+		t.Errorf("got %v, %v after %d attempts, want the response after 1", got, err, at.n())
+	}
+}
+
 func TestRetryAttemptTimeoutRetried(t *testing.T) {
 	var n atomic.Int64
 	done := make(chan struct{})
@@ -608,7 +624,7 @@ func TestRetryBackOffStopAndJitterBounds(t *testing.T) {
 }
 
 func TestRetryBudgetRefuses(t *testing.T) {
-	b := &resilient.RetryBudget{MinPerSecond: 1} // a reserve of 10 retries
+	b := &resilient.RetryBudget{Ratio: 1, MinPerSecond: 1} // a reserve of 10 retries
 	resilient.SetBudgetClock(b, func() time.Duration { return 0 })
 	base := rtFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 503, Body: http.NoBody}, nil
@@ -617,9 +633,9 @@ func TestRetryBudgetRefuses(t *testing.T) {
 	p, _, rec := fastPolicy(resilient.RetryPolicy{MaxAttempts: 100, Budget: b})
 	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
 	resp, err := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
-	// One call earns 0.2 retries on top of the reserve of 10.
-	if err != nil || resp.StatusCode != 503 || at.n() != 11 {
-		t.Errorf("got %v, %v after %d attempts, want the 503 after 11", resp, err, at.n())
+	// The call earns one retry on top of the reserve of 10.
+	if err != nil || resp.StatusCode != 503 || at.n() != 12 {
+		t.Errorf("got %v, %v after %d attempts, want the 503 after 12", resp, err, at.n())
 	}
 	if n := rec.count(telemetry.BudgetExhausted); n != 1 {
 		t.Errorf("%d BudgetExhausted events, want 1", n)
