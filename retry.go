@@ -98,8 +98,10 @@ func (p *RetryPolicy) validate() {
 	p.Budget.validate()
 }
 
-func (p *RetryPolicy) initialDelay() time.Duration { return orDefault(p.InitialDelay, DefaultInitialDelay) }
-func (p *RetryPolicy) maxDelay() time.Duration     { return orDefault(p.MaxDelay, DefaultMaxDelay) }
+func (p *RetryPolicy) initialDelay() time.Duration {
+	return orDefault(p.InitialDelay, DefaultInitialDelay)
+}
+func (p *RetryPolicy) maxDelay() time.Duration { return orDefault(p.MaxDelay, DefaultMaxDelay) }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {
@@ -291,6 +293,9 @@ func causeOf(resp *http.Response, err error) error {
 func DefaultShouldRetry(req *http.Request, resp *http.Response, err error) bool {
 	if err != nil {
 		return !permanent(err) && (req == nil || req.Context().Err() == nil)
+	}
+	if resp == nil {
+		return false
 	}
 	switch resp.StatusCode {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -776,8 +777,7 @@ func FuzzParseRetryAfter(f *testing.F) {
 			t.Errorf("%q: delay-seconds gave %v, not whole seconds", v, d)
 		}
 		if len(v) < 10 {
-			var secs int64
-			fmt.Sscan(v, &secs)
+			secs, _ := strconv.ParseInt(v, 10, 64)
 			if d != time.Duration(secs)*time.Second {
 				t.Errorf("%q: got %v, want %ds", v, d, secs)
 			}
