@@ -9,8 +9,8 @@ import (
 	"github.com/resilient-go/resilient"
 )
 
-// recorder is a stage that notes its name on the way down.
-func recorder(name string, trail *[]string) resilient.Middleware {
+// tracer is a stage that notes its name on the way down.
+func tracer(name string, trail *[]string) resilient.Middleware {
 	return func(next http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			*trail = append(*trail, name)
@@ -29,7 +29,7 @@ func TestChainFirstStageIsOutermost(t *testing.T) {
 		trail = append(trail, "base")
 		return memTransport{}.RoundTrip(req)
 	})
-	rt := resilient.Chain(base, recorder("a", &trail), nil, recorder("b", &trail), recorder("c", &trail))
+	rt := resilient.Chain(base, tracer("a", &trail), nil, tracer("b", &trail), tracer("c", &trail))
 	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {

@@ -44,6 +44,7 @@ type config struct {
 	on             map[Stage]bool
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
+	retry          RetryPolicy
 
 	// Tracing stage and telemetry; nil means the global ones.
 	tracerProvider trace.TracerProvider
@@ -134,6 +135,11 @@ func (c *config) stages() []Middleware {
 		}
 	}
 	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+	add(StageRetry, func() Middleware {
+		p := c.retry
+		p.sink = c.sink()
+		return Retry(p)
+	})
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	add(StageTracing, func() Middleware { return Tracing(c.tracingPolicy()) })
 	return s

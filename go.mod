@@ -3,6 +3,7 @@ module github.com/resilient-go/resilient
 go 1.26.0
 
 require (
+	github.com/cenkalti/backoff/v4 v4.3.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0

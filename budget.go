@@ -1,0 +1,189 @@
+package resilient
+
+import (
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of a RetryBudget, Finagle's numbers.
+const (
+	DefaultBudgetRatio        = 0.2
+	DefaultBudgetWindow       = 10 * time.Second
+	DefaultBudgetMinPerSecond = 10
+)
+
+// RetryBudget caps the retries of many calls together, so that a fleet of
+// clients cannot multiply an outage: over any Window, retries stay within
+// Ratio of the calls made, plus MinPerSecond retries per second that are
+// always allowed (so that a client making few calls can still retry). When
+// the budget is spent, a call returns the outcome it has.
+//
+// The zero value is ready to use with the defaults: 20 % of calls over
+// 10 s, and at least 10 retries per second. Share one *RetryBudget between
+// stages (Retry policies, Hedge policies) to cap them together. Set fields
+// before first use and do not change or copy the budget afterwards.
+//
+// A RetryBudget is safe for concurrent use; recording a call and taking a
+// retry are lock-free.
+type RetryBudget struct {
+	// Ratio is how many retries each call earns: 0.2 allows one retry for
+	// every five calls. Zero means 0.2. At most 100.
+	Ratio float64
+	// Window is how long a call's earnings and a retry's cost count.
+	// Zero means 10 s.
+	Window time.Duration
+	// MinPerSecond is how many retries per second are allowed whatever
+	// the ratio. Zero means 10.
+	MinPerSecond int
+	// Unlimited switches the budget off: every retry is allowed. A policy
+	// with Budget: &RetryBudget{Unlimited: true} retries as MaxAttempts
+	// says, however many calls fail.
+	Unlimited bool
+
+	// now is the time since an arbitrary origin; nil means the monotonic
+	// clock. Tests drive it.
+	now func() time.Duration
+
+	// slots is a ring of time slices of Window/budgetSlices each. A slot
+	// packs the slice number (its low budgetTagBits) with the balance
+	// earned in that slice, so a stale slot is recognised and reset by the
+	// same compare-and-swap that updates it.
+	slots [budgetSlices]atomic.Uint64
+}
+
+const (
+	budgetSlices  = 10
+	budgetTagBits = 24
+	budgetValBits = 64 - budgetTagBits
+	budgetTagMask = 1<<budgetTagBits - 1
+	budgetValMask = 1<<budgetValBits - 1
+
+	// budgetDeposit is what one call earns; a retry costs
+	// budgetDeposit/Ratio. Integers keep the slots atomic words.
+	budgetDeposit = 100
+)
+
+// clockOrigin anchors the default clock; time.Since reads the monotonic
+// clock, so wall-clock jumps do not empty or refill a budget.
+var clockOrigin = time.Now()
+
+// validate panics on a field out of range, naming it.
+func (b *RetryBudget) validate() {
+	if b == nil || b.Unlimited {
+		return
+	}
+	if math.IsNaN(b.Ratio) || b.Ratio < 0 || b.Ratio > 100 {
+		panic("resilient: RetryBudget.Ratio must be in [0, 100], got " + strconv.FormatFloat(b.Ratio, 'g', -1, 64))
+	}
+	if b.Window < 0 {
+		panic("resilient: RetryBudget.Window must not be negative, got " + b.Window.String())
+	}
+	if b.Window != 0 && b.Window < budgetSlices*time.Millisecond {
+		panic("resilient: RetryBudget.Window must be at least 10ms, got " + b.Window.String())
+	}
+	if b.MinPerSecond < 0 {
+		panic("resilient: RetryBudget.MinPerSecond must not be negative, got " + strconv.Itoa(b.MinPerSecond))
+	}
+}
+
+func (b *RetryBudget) window() time.Duration {
+	if b.Window == 0 {
+		return DefaultBudgetWindow
+	}
+	return b.Window
+}
+
+// cost is what one retry withdraws.
+func (b *RetryBudget) cost() int64 {
+	r := b.Ratio
+	if r == 0 {
+		r = DefaultBudgetRatio
+	}
+	return max(1, int64(math.Round(budgetDeposit/r)))
+}
+
+// reserve is the floor: MinPerSecond retries for every second of Window.
+func (b *RetryBudget) reserve(cost int64) int64 {
+	n := b.MinPerSecond
+	if n == 0 {
+		n = DefaultBudgetMinPerSecond
+	}
+	return int64(float64(n)*b.window().Seconds()) * cost
+}
+
+// slice returns the number of the current time slice.
+func (b *RetryBudget) slice() uint64 {
+	var now time.Duration
+	if b.now != nil {
+		now = b.now()
+	} else {
+		now = time.Since(clockOrigin)
+	}
+	return uint64(now / (b.window() / budgetSlices))
+}
+
+// onCall records one logical call, earning it a fraction of a retry.
+// Retry and Hedge call it once per call. A nil budget records nothing.
+func (b *RetryBudget) onCall() {
+	if b == nil || b.Unlimited {
+		return
+	}
+	b.add(b.slice(), budgetDeposit)
+}
+
+// tryRetry withdraws one retry, reporting false if the budget is spent.
+// A nil budget always allows.
+func (b *RetryBudget) tryRetry() bool {
+	if b == nil || b.Unlimited {
+		return true
+	}
+	cost := b.cost()
+	now := b.slice()
+	tag := now & budgetTagMask
+	cur := &b.slots[now%budgetSlices]
+	for {
+		// The balance is read slot by slot without a lock; the swap on
+		// the current slot fails, and the sum is taken again, if another
+		// call changed that slot meanwhile. Older slots only expire.
+		old := cur.Load()
+		bal := b.reserve(cost) + slotValue(old, tag)
+		for i := range b.slots {
+			if s := &b.slots[i]; s != cur {
+				bal += slotValue(s.Load(), tag)
+			}
+		}
+		if bal < cost {
+			return false
+		}
+		if cur.CompareAndSwap(old, pack(tag, slotValue(old, tag)-cost)) {
+			return true
+		}
+	}
+}
+
+// add adds v to the balance of slice now.
+func (b *RetryBudget) add(now uint64, v int64) {
+	tag := now & budgetTagMask
+	cur := &b.slots[now%budgetSlices]
+	for {
+		old := cur.Load()
+		if cur.CompareAndSwap(old, pack(tag, slotValue(old, tag)+v)) {
+			return
+		}
+	}
+}
+
+// slotValue is the balance a slot holds for the window ending at slice
+// tag: zero if the slot was last written more than a window ago.
+func slotValue(w, tag uint64) int64 {
+	if (tag-w>>budgetValBits)&budgetTagMask >= budgetSlices {
+		return 0
+	}
+	return int64(w<<budgetTagBits) >> budgetTagBits // sign-extend
+}
+
+func pack(tag uint64, v int64) uint64 {
+	return tag<<budgetValBits | uint64(v)&budgetValMask
+}

@@ -1,0 +1,24 @@
+package resilient
+
+import (
+	"time"
+
+	"github.com/resilient-go/resilient/internal/telemetry"
+)
+
+// Hooks for the external tests of the Retry stage.
+
+// SetRetryTimer replaces the timer factory the stage sleeps with.
+func SetRetryTimer(p *RetryPolicy, f func(time.Duration) (<-chan time.Time, func() bool)) {
+	p.timer = f
+}
+
+// SetRetrySink sends the stage's events to s.
+func SetRetrySink(p *RetryPolicy, s telemetry.Sink) { p.sink = s }
+
+// ParseRetryAfter exposes parseRetryAfter to the fuzz target.
+var ParseRetryAfter = parseRetryAfter
+
+// SetBudgetClock drives a budget's clock: now is the time since an
+// arbitrary origin.
+func SetBudgetClock(b *RetryBudget, now func() time.Duration) { b.now = now }

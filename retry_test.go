@@ -1,0 +1,812 @@
+package resilient_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/internal/telemetry"
+)
+
+// fakeTimer records the delays the stage waits for and fires at once.
+type fakeTimer struct {
+	mu     sync.Mutex
+	delays []time.Duration
+}
+
+func (f *fakeTimer) start(d time.Duration) (<-chan time.Time, func() bool) {
+	f.mu.Lock()
+	f.delays = append(f.delays, d)
+	f.mu.Unlock()
+	c := make(chan time.Time, 1)
+	c <- time.Time{}
+	return c, func() bool { return false }
+}
+
+func (f *fakeTimer) got() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.delays...)
+}
+
+// recorder is a telemetry.Sink that keeps what it is told.
+type recorder struct {
+	mu  sync.Mutex
+	evs []telemetry.Event
+}
+
+func (r *recorder) Record(_ context.Context, ev telemetry.Event) {
+	r.mu.Lock()
+	r.evs = append(r.evs, ev)
+	r.mu.Unlock()
+}
+
+func (r *recorder) count(k telemetry.Kind) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.evs {
+		if ev.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// fastPolicy is p with an instant timer and a recording sink.
+func fastPolicy(p resilient.RetryPolicy) (resilient.RetryPolicy, *fakeTimer, *recorder) {
+	ft, rec := &fakeTimer{}, &recorder{}
+	resilient.SetRetryTimer(&p, ft.start)
+	resilient.SetRetrySink(&p, rec)
+	return p, ft, rec
+}
+
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// attempts counts the attempts that reach the stage below Retry and the
+// attempt number each carries.
+type attempts struct {
+	mu  sync.Mutex
+	nos []int
+}
+
+func (a *attempts) stage(next http.RoundTripper) http.RoundTripper {
+	return rtFunc(func(r *http.Request) (*http.Response, error) {
+		a.mu.Lock()
+		a.nos = append(a.nos, telemetry.AttemptFrom(r.Context()))
+		a.mu.Unlock()
+		return next.RoundTrip(r)
+	})
+}
+
+func (a *attempts) n() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.nos)
+}
+
+// countingServer is a loopback server that counts requests and TCP
+// connections.
+func countingServer(t *testing.T, h http.HandlerFunc) (srv *httptest.Server, hits, conns *atomic.Int64) {
+	t.Helper()
+	hits, conns = new(atomic.Int64), new(atomic.Int64)
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		h(w, r)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, hits, conns
+}
+
+// retryClient sends through Retry(p) and then the given inner stages over a
+// fresh transport.
+func retryClient(t *testing.T, p resilient.RetryPolicy, inner ...resilient.Middleware) *http.Client {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: resilient.Chain(tr, append([]resilient.Middleware{resilient.Retry(p)}, inner...)...)}
+}
+
+// statusSequence answers with codes in turn, then with the last one; each
+// body names its request number.
+func statusSequence(codes ...int) http.HandlerFunc {
+	var n atomic.Int64
+	return func(w http.ResponseWriter, r *http.Request) {
+		i := int(n.Add(1))
+		w.WriteHeader(codes[min(i, len(codes))-1])
+		fmt.Fprintf(w, "response %d", i)
+	}
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return string(b)
+}
+
+func TestRetryTwo503sThenOKOnOneConnection(t *testing.T) {
+	srv, hits, conns := countingServer(t, statusSequence(503, 503, 200))
+	p, ft, rec := fastPolicy(resilient.RetryPolicy{})
+	var seen []int
+	p.OnRetry = func(req *http.Request, n int, d time.Duration, resp *http.Response, err error) {
+		if resp == nil || resp.StatusCode != 503 || err != nil {
+			t.Errorf("OnRetry(%d) got %v, %v; want the 503", n, resp, err)
+		}
+		seen = append(seen, n)
+	}
+	var at attempts
+	c := retryClient(t, p, at.stage)
+
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, resp); resp.StatusCode != 200 || got != "response 3" {
+		t.Errorf("got %d %q, want 200 %q", resp.StatusCode, got, "response 3")
+	}
+	if hits.Load() != 3 || conns.Load() != 1 {
+		t.Errorf("%d requests over %d connections, want 3 over 1", hits.Load(), conns.Load())
+	}
+	if fmt.Sprint(at.nos) != "[1 2 3]" || fmt.Sprint(seen) != "[1 2]" {
+		t.Errorf("attempt numbers below %v, OnRetry %v; want [1 2 3], [1 2]", at.nos, seen)
+	}
+	if d := ft.got(); len(d) != 2 || d[0] >= 100*time.Millisecond || d[1] >= 200*time.Millisecond {
+		t.Errorf("delays %v, want two full-jitter delays under 100ms and 200ms", d)
+	}
+	if n := rec.count(telemetry.Retry); n != 2 {
+		t.Errorf("%d retry events, want 2", n)
+	}
+}
+
+func TestRetryExhaustedReturnsLastResponse(t *testing.T) {
+	srv, hits, _ := countingServer(t, statusSequence(503))
+	p, _, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 4})
+	resp, err := retryClient(t, p).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, resp); resp.StatusCode != 503 || got != "response 4" {
+		t.Errorf("got %d %q, want the last 503 with its body", resp.StatusCode, got)
+	}
+	if hits.Load() != 4 {
+		t.Errorf("%d requests, want 4", hits.Load())
+	}
+}
+
+func TestRetryStatuses(t *testing.T) {
+	for _, tc := range []struct {
+		code  int
+		retry bool
+	}{
+		{408, true}, {429, true}, {500, true}, {502, true}, {503, true}, {504, true},
+		{200, false}, {204, false}, {301, false}, {400, false}, {401, false}, {403, false},
+		{404, false}, {409, false}, {422, false}, {501, false}, {505, false},
+	} {
+		t.Run(fmt.Sprint(tc.code), func(t *testing.T) {
+			srv, hits, _ := countingServer(t, statusSequence(tc.code, 200))
+			p, _, _ := fastPolicy(resilient.RetryPolicy{})
+			resp, err := retryClient(t, p).Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readBody(t, resp)
+			want, wantCode := int64(1), tc.code
+			if tc.retry {
+				want, wantCode = 2, 200
+			}
+			if hits.Load() != want || resp.StatusCode != wantCode {
+				t.Errorf("%d requests ending in %d, want %d ending in %d", hits.Load(), resp.StatusCode, want, wantCode)
+			}
+		})
+	}
+}
+
+// echoServer records each request's idempotency key and body.
+func echoServer(t *testing.T, codes ...int) (*httptest.Server, *[]string, *sync.Mutex) {
+	var mu sync.Mutex
+	var got []string
+	seq := statusSequence(codes...)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Get("Idempotency-Key")+r.Header.Get("X-Idempotency-Key")+"|"+string(b))
+		mu.Unlock()
+		seq(w, r)
+	})
+	return srv, &got, &mu
+}
+
+func TestRetryPOSTWithoutKeySentOnce(t *testing.T) {
+	srv, got, mu := echoServer(t, 503, 200)
+	p, _, _ := fastPolicy(resilient.RetryPolicy{})
+	resp, err := retryClient(t, p).Post(srv.URL, "text/plain", strings.NewReader("charge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != 503 || len(*got) != 1 {
+		t.Errorf("status %d after %d requests, want the 503 after 1", resp.StatusCode, len(*got))
+	}
+}
+
+func TestRetryPOSTWithKeyReplaysKeyAndBody(t *testing.T) {
+	for _, h := range []string{"Idempotency-Key", "X-Idempotency-Key"} {
+		t.Run(h, func(t *testing.T) {
+			srv, got, mu := echoServer(t, 503, 502, 200)
+			p, _, _ := fastPolicy(resilient.RetryPolicy{})
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("charge 10"))
+			req.Header.Set(h, "k-123")
+			resp, err := retryClient(t, p).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readBody(t, resp)
+			mu.Lock()
+			defer mu.Unlock()
+			want := "[k-123|charge 10 k-123|charge 10 k-123|charge 10]"
+			if resp.StatusCode != 200 || fmt.Sprint(*got) != want {
+				t.Errorf("status %d, server saw %v; want 200 after %s", resp.StatusCode, *got, want)
+			}
+		})
+	}
+}
+
+// onceReader is a body net/http cannot rewind (no GetBody).
+type onceReader struct{ io.Reader }
+
+func TestRetryUnreplayableBodySentOnce(t *testing.T) {
+	srv, got, mu := echoServer(t, 503, 200)
+	p, _, _ := fastPolicy(resilient.RetryPolicy{})
+	req, _ := http.NewRequest(http.MethodPut, srv.URL, onceReader{strings.NewReader("stream")})
+	resp, err := retryClient(t, p).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != 503 || fmt.Sprint(*got) != "[|stream]" {
+		t.Errorf("status %d, server saw %v; want the 503 after one full body", resp.StatusCode, *got)
+	}
+}
+
+func TestRetryGetBodyFailureReturnsLastResponse(t *testing.T) {
+	srv, hits, _ := countingServer(t, statusSequence(503, 200))
+	p, _, _ := fastPolicy(resilient.RetryPolicy{})
+	req, _ := http.NewRequest(http.MethodPut, srv.URL, strings.NewReader("x"))
+	req.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("gone") }
+	resp, err := retryClient(t, p).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, resp); resp.StatusCode != 503 || got != "response 1" || hits.Load() != 1 {
+		t.Errorf("got %d %q after %d requests, want the first 503", resp.StatusCode, got, hits.Load())
+	}
+}
+
+func retryAfterServer(t *testing.T, code int, value func() string) (*httptest.Server, *atomic.Int64) {
+	var hits atomic.Int64
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			w.Header().Set("Retry-After", value())
+			w.WriteHeader(code)
+			io.WriteString(w, "slow down")
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	return srv, &hits
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		code     int
+		value    func() string
+		min, max time.Duration
+	}{
+		{"seconds on 503", 503, func() string { return "7" }, 7 * time.Second, 7 * time.Second},
+		{"seconds on 429", 429, func() string { return "0" }, 0, 0},
+		{"date on 429", 429, func() string { return time.Now().Add(10 * time.Second).UTC().Format(http.TimeFormat) },
+			8 * time.Second, 10 * time.Second},
+		{"past date", 503, func() string { return "Wed, 21 Oct 2015 07:28:00 GMT" }, 0, 0},
+		{"ignored on 500", 500, func() string { return "20" }, 0, 100 * time.Millisecond},
+		{"garbage", 503, func() string { return "soon" }, 0, 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, hits := retryAfterServer(t, tc.code, tc.value)
+			p, ft, rec := fastPolicy(resilient.RetryPolicy{})
+			resp, err := retryClient(t, p).Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readBody(t, resp); got != "ok" || hits.Load() != 2 {
+				t.Fatalf("got %q after %d requests, want ok after 2", got, hits.Load())
+			}
+			d := ft.got()
+			if len(d) > 1 || len(d) == 1 && (d[0] < tc.min || d[0] > tc.max) || len(d) == 0 && tc.min > 0 {
+				t.Errorf("waited %v, want one wait in [%v, %v]", d, tc.min, tc.max)
+			}
+			wantEv := 0
+			if tc.max == tc.min || tc.min > 0 {
+				wantEv = 1
+			}
+			if n := rec.count(telemetry.RetryAfter); n != wantEv {
+				t.Errorf("%d RetryAfter events, want %d", n, wantEv)
+			}
+		})
+	}
+}
+
+func TestRetryAfterTooLongReturnedAtOnce(t *testing.T) {
+	for _, v := range []string{"3600", "31", "99999999999999999999999", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)} {
+		t.Run(v, func(t *testing.T) {
+			srv, hits := retryAfterServer(t, 503, func() string { return v })
+			p, ft, _ := fastPolicy(resilient.RetryPolicy{})
+			resp, err := retryClient(t, p).Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readBody(t, resp); resp.StatusCode != 503 || got != "slow down" || hits.Load() != 1 || len(ft.got()) != 0 {
+				t.Errorf("got %d %q after %d requests and waits %v, want the 503 at once",
+					resp.StatusCode, got, hits.Load(), ft.got())
+			}
+		})
+	}
+}
+
+func TestRetryCancelDuringBackoff(t *testing.T) {
+	srv, hits := retryAfterServer(t, 503, func() string { return "20" })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cancelled time.Time
+	p := resilient.RetryPolicy{OnRetry: func(*http.Request, int, time.Duration, *http.Response, error) {
+		// Cancel once the stage is asleep: well within the 20 s wait.
+		time.AfterFunc(20*time.Millisecond, func() { cancelled = time.Now(); cancel() })
+	}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	start := time.Now()
+	resp, err := retryClient(t, p).Do(req)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if el := time.Since(start); el > 5*time.Second || time.Since(cancelled) > time.Second {
+		t.Errorf("returned %v after start, %v after cancel; want within milliseconds of the cancel",
+			el, time.Since(cancelled))
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d requests, want 1", hits.Load())
+	}
+}
+
+func TestRetryDeadlineAwareBackoff(t *testing.T) {
+	cases := []struct {
+		name  string
+		code  int
+		p     resilient.RetryPolicy
+		outer []resilient.Middleware
+		ctx   time.Duration
+	}{
+		{"Retry-After past caller deadline", 503, resilient.RetryPolicy{}, nil, 300 * time.Millisecond},
+		{"backoff past caller deadline", 500, resilient.RetryPolicy{
+			BackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) },
+		}, nil, 300 * time.Millisecond},
+		{"backoff past total timeout", 500, resilient.RetryPolicy{
+			BackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) },
+		}, []resilient.Middleware{resilient.Timeout(300 * time.Millisecond)}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, hits := retryAfterServer(t, tc.code, func() string { return "1" })
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: resilient.Chain(tr, append(tc.outer, resilient.Retry(tc.p))...)}
+			ctx := context.Background()
+			if tc.ctx > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.ctx)
+				defer cancel()
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			start := time.Now()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			el := time.Since(start)
+			if got := readBody(t, resp); resp.StatusCode != tc.code || got != "slow down" || hits.Load() != 1 {
+				t.Errorf("got %d %q after %d requests, want the first response", resp.StatusCode, got, hits.Load())
+			}
+			if el > 250*time.Millisecond {
+				t.Errorf("took %v, want an answer before the deadline", el)
+			}
+		})
+	}
+}
+
+func TestRetryCallerDeadlineNotRetried(t *testing.T) {
+	var at attempts
+	srv := newServer(t, hang(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	p, _, _ := fastPolicy(resilient.RetryPolicy{})
+	resp, err := retryClient(t, p, at.stage).Do(req)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || at.n() != 1 {
+		t.Errorf("got %v after %d attempts, want the caller's deadline after 1", err, at.n())
+	}
+}
+
+func TestRetryCallerCancelDuringAttemptReturnsResponse(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	want := &http.Response{StatusCode: 503, Body: http.NoBody}
+	base := rtFunc(func(*http.Request) (*http.Response, error) { cancel(); return want, nil })
+	var at attempts
+	// Even a ShouldRetry that retries everything cannot retry past the
+	// caller's cancel.
+	p, _, _ := fastPolicy(resilient.RetryPolicy{ShouldRetry: func(*http.Request, *http.Response, error) bool { return true }})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x/", nil)
+	got, err := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
+	if got != want || err != nil || at.n() != 1 {
+		t.Errorf("got %v, %v after %d attempts, want the response after 1", got, err, at.n())
+	}
+}
+
+func TestRetryAttemptTimeoutRetried(t *testing.T) {
+	var n atomic.Int64
+	done := make(chan struct{})
+	defer close(done)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			select {
+			case <-r.Context().Done():
+			case <-done:
+			}
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	p, _, _ := fastPolicy(resilient.RetryPolicy{})
+	resp, err := retryClient(t, p, resilient.Timeout(50*time.Millisecond)).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, resp); got != "ok" || n.Load() != 2 {
+		t.Errorf("got %q after %d requests, want ok after 2", got, n.Load())
+	}
+}
+
+func TestRetryDroppedConnectionRetried(t *testing.T) {
+	var n atomic.Int64
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 2 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	var at attempts
+	p, _, _ := fastPolicy(resilient.RetryPolicy{})
+	resp, err := retryClient(t, p, at.stage).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, resp); got != "ok" || at.n() != 3 {
+		t.Errorf("got %q after %d attempts, want ok after 3", got, at.n())
+	}
+}
+
+func TestRetryUntrustedCertificateOneHandshake(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	p, _, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 5})
+	resp, err := retryClient(t, p).Get(srv.URL)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		t.Fatalf("got %v, want a certificate verification error", err)
+	}
+	if conns.Load() != 1 {
+		t.Errorf("%d connections, want 1 handshake", conns.Load())
+	}
+}
+
+func TestRetryNeverRetriesRejections(t *testing.T) {
+	for _, cause := range []error{
+		resilient.ErrCircuitOpen,
+		fmt.Errorf("breaker for http://x:80: %w", resilient.ErrBulkheadFull),
+	} {
+		var calls int
+		base := rtFunc(func(*http.Request) (*http.Response, error) { calls++; return nil, cause })
+		p, _, _ := fastPolicy(resilient.RetryPolicy{ShouldRetry: func(*http.Request, *http.Response, error) bool { return true }})
+		req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+		_, err := resilient.Chain(base, resilient.Retry(p)).RoundTrip(req)
+		if !errors.Is(err, cause) || calls != 1 {
+			t.Errorf("%v: got %v after %d calls, want it at once", cause, err, calls)
+		}
+	}
+}
+
+func TestRetryHappyPathPassesRequestAndResponseThrough(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+	want := &http.Response{StatusCode: 200, Body: http.NoBody}
+	base := rtFunc(func(r *http.Request) (*http.Response, error) {
+		if r != req {
+			t.Error("the first attempt is not the caller's request")
+		}
+		return want, nil
+	})
+	got, err := resilient.Chain(base, resilient.Retry(resilient.RetryPolicy{})).RoundTrip(req)
+	if got != want || err != nil {
+		t.Errorf("got %p, %v; want the response untouched", got, err)
+	}
+}
+
+func TestRetryBackOffStopAndJitterBounds(t *testing.T) {
+	base := rtFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 503, Body: http.NoBody}, nil
+	})
+	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+
+	var calls int
+	p, _, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 5, BackOff: func() backoff.BackOff {
+		calls++
+		return &backoff.StopBackOff{}
+	}})
+	var at attempts
+	resp, _ := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
+	if resp.StatusCode != 503 || at.n() != 1 || calls != 1 {
+		t.Errorf("backoff.Stop: %d attempts, %d BackOffs; want 1 and 1", at.n(), calls)
+	}
+
+	p, ft, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 7, InitialDelay: 10 * time.Millisecond, MaxDelay: 30 * time.Millisecond})
+	for range 20 {
+		resilient.Chain(base, resilient.Retry(p)).RoundTrip(req)
+	}
+	caps := []time.Duration{10, 20, 30, 30, 30, 30}
+	d := ft.got()
+	for i, v := range d {
+		if c := caps[i%len(caps)] * time.Millisecond; v < 0 || v >= c {
+			t.Errorf("retry %d waited %v, want [0, %v)", i%len(caps)+1, v, c)
+		}
+	}
+	if len(d) != 20*len(caps) {
+		t.Errorf("%d waits, want %d", len(d), 20*len(caps))
+	}
+}
+
+func TestRetryBudgetRefuses(t *testing.T) {
+	b := &resilient.RetryBudget{Ratio: 1, MinPerSecond: 1} // a reserve of 10 retries
+	resilient.SetBudgetClock(b, func() time.Duration { return 0 })
+	base := rtFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 503, Body: http.NoBody}, nil
+	})
+	var at attempts
+	p, _, rec := fastPolicy(resilient.RetryPolicy{MaxAttempts: 100, Budget: b})
+	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+	resp, err := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
+	// The call earns one retry on top of the reserve of 10.
+	if err != nil || resp.StatusCode != 503 || at.n() != 12 {
+		t.Errorf("got %v, %v after %d attempts, want the 503 after 12", resp, err, at.n())
+	}
+	if n := rec.count(telemetry.BudgetExhausted); n != 1 {
+		t.Errorf("%d BudgetExhausted events, want 1", n)
+	}
+}
+
+func TestRetryPolicyPanics(t *testing.T) {
+	for field, p := range map[string]resilient.RetryPolicy{
+		"MaxAttempts":   {MaxAttempts: -1},
+		"InitialDelay":  {InitialDelay: -time.Second},
+		"MaxDelay":      {MaxDelay: -1},
+		"MaxRetryAfter": {MaxRetryAfter: -1},
+		"InitialDelay ": {InitialDelay: time.Minute},
+		"Ratio":         {Budget: &resilient.RetryBudget{Ratio: -0.5}},
+		"Window":        {Budget: &resilient.RetryBudget{Window: -time.Second}},
+		"MinPerSecond":  {Budget: &resilient.RetryBudget{MinPerSecond: -1}},
+	} {
+		for name, build := range map[string]func(){
+			"Retry":     func() { resilient.Retry(p) },
+			"WithRetry": func() { resilient.WithRetry(p) },
+		} {
+			func() {
+				defer func() {
+					msg, _ := recover().(string)
+					if !strings.HasPrefix(msg, "resilient: R") || !strings.Contains(msg, "."+strings.TrimSpace(field)+" ") {
+						t.Errorf("%s(%+v) panicked with %q, want a message naming %s", name, p, msg, field)
+					}
+				}()
+				build()
+			}()
+		}
+	}
+}
+
+func TestRetryOneAttemptIsNoStage(t *testing.T) {
+	base := rtFunc(func(*http.Request) (*http.Response, error) { return nil, nil })
+	if rt := resilient.Retry(resilient.RetryPolicy{MaxAttempts: 1})(base); fmt.Sprintf("%p", rt) != fmt.Sprintf("%p", base) {
+		t.Errorf("MaxAttempts 1 added a stage")
+	}
+}
+
+func TestWithRetryInStandardPipeline(t *testing.T) {
+	for _, tc := range []struct {
+		opts []resilient.Option
+		want int
+		hits int64
+	}{
+		{[]resilient.Option{resilient.WithRetry(resilient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond})}, 200, 3},
+		{[]resilient.Option{resilient.Without(resilient.StageRetry)}, 503, 1},
+		{[]resilient.Option{resilient.WithRetry(resilient.RetryPolicy{MaxAttempts: 2, InitialDelay: time.Millisecond})}, 503, 2},
+	} {
+		srv, hits, _ := countingServer(t, statusSequence(503, 503, 200))
+		tr := &http.Transport{}
+		c := &http.Client{Transport: resilient.NewTransport(tr, tc.opts...)}
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBody(t, resp)
+		if resp.StatusCode != tc.want || hits.Load() != tc.hits {
+			t.Errorf("got %d after %d requests, want %d after %d", resp.StatusCode, hits.Load(), tc.want, tc.hits)
+		}
+		c.CloseIdleConnections()
+	}
+}
+
+// TestRetryAmplification is an outage seen by a fleet: every call fails,
+// and the budget keeps the load near what the callers send.
+func TestRetryAmplification(t *testing.T) {
+	const goroutines, perG, calls = 50, 40, 50 * 40
+	run := func(t *testing.T, budget *resilient.RetryBudget) (hits int64, took time.Duration) {
+		srv, h, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		tr := &http.Transport{MaxIdleConnsPerHost: goroutines}
+		defer tr.CloseIdleConnections()
+		p := resilient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Budget: budget}
+		c := &http.Client{Transport: resilient.Chain(tr, resilient.Retry(p))}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Go(func() {
+				for range perG {
+					resp, err := c.Get(srv.URL)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		return h.Load(), time.Since(start)
+	}
+
+	without, _ := run(t, &resilient.RetryBudget{Unlimited: true})
+	with, took := run(t, nil)
+	// The floor is 10 retries/s: a window's worth, plus one per second the
+	// run outlasts it.
+	floor := 10 * (10 + int64(max(0, took-10*time.Second)/time.Second+1))
+	t.Logf("%d calls, 3 attempts, always 503: server saw %d requests without a budget, %d with (%.2fx; bound %d, %v)",
+		calls, without, with, float64(with)/calls, calls*12/10+floor, took.Round(time.Millisecond))
+	if without != 3*calls {
+		t.Errorf("without a budget the server saw %d requests, want %d", without, 3*calls)
+	}
+	if with > calls*12/10+floor {
+		t.Errorf("with the budget the server saw %d requests, want at most %d", with, calls*12/10+floor)
+	}
+}
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"0", "120", "007", "-1", "1.5", " 1", "99999999999999999999999",
+		"Wed, 21 Oct 2015 07:28:00 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "", "soon"} {
+		f.Add(s)
+	}
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := resilient.ParseRetryAfter(v, now)
+		if !ok {
+			if d != 0 {
+				t.Errorf("%q: rejected with a delay %v", v, d)
+			}
+			return
+		}
+		if d < 0 {
+			t.Errorf("%q: negative delay %v", v, d)
+		}
+		digits := v != "" && strings.Trim(v, "0123456789") == ""
+		if !digits {
+			if _, err := http.ParseTime(v); err != nil {
+				t.Errorf("%q: accepted, but it is neither delay-seconds nor an HTTP-date", v)
+			}
+			return
+		}
+		if d%time.Second != 0 {
+			t.Errorf("%q: delay-seconds gave %v, not whole seconds", v, d)
+		}
+		if len(v) < 10 {
+			secs, _ := strconv.ParseInt(v, 10, 64)
+			if d != time.Duration(secs)*time.Second {
+				t.Errorf("%q: got %v, want %ds", v, d, secs)
+			}
+		}
+	})
+}
+
+func benchRetry(b *testing.B, code int, p resilient.RetryPolicy) {
+	resp := &http.Response{StatusCode: code, Body: http.NoBody}
+	base := rtFunc(func(*http.Request) (*http.Response, error) { return resp, nil })
+	rt := resilient.Chain(base, resilient.Retry(p))
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := rt.RoundTrip(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRetryHappyPath(b *testing.B) {
+	benchRetry(b, 200, resilient.RetryPolicy{})
+}
+
+// BenchmarkRetryFailed3Attempts is the CPU cost of a call that fails three
+// times, with the waits made zero.
+func BenchmarkRetryFailed3Attempts(b *testing.B) {
+	benchRetry(b, 503, resilient.RetryPolicy{
+		InitialDelay: time.Nanosecond, MaxDelay: time.Nanosecond,
+		Budget: &resilient.RetryBudget{Unlimited: true},
+	})
+}
