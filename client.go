@@ -38,6 +38,8 @@ type config struct {
 	on             map[Stage]bool
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
+	idempotency    IdempotencyPolicy
+	fallback       FallbackFunc
 }
 
 func defaultConfig() config {
@@ -121,6 +123,8 @@ func (c *config) stages() []Middleware {
 			s = append(s, m())
 		}
 	}
+	add(StageFallback, func() Middleware { return Fallback(c.fallback) })
+	add(StageIdempotencyKey, func() Middleware { return IdempotencyKey(c.idempotency) })
 	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	return s

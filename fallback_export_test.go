@@ -1,0 +1,21 @@
+package resilient
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/resilient-go/resilient/internal/telemetry"
+)
+
+// FallbackWithSink is Fallback reporting to s, for tests.
+func FallbackWithSink(f FallbackFunc, s telemetry.Sink) Middleware {
+	m := Fallback(f)
+	return func(next http.RoundTripper) http.RoundTripper {
+		t := m(next).(*fallbackTransport)
+		t.sink = s
+		return t
+	}
+}
+
+// SetStaleCacheClock makes c read the time from now. Call it before use.
+func SetStaleCacheClock(c *StaleCache, now func() time.Time) { c.now = now }
