@@ -19,3 +19,6 @@ func FallbackWithSink(f FallbackFunc, s telemetry.Sink) Middleware {
 
 // SetStaleCacheClock makes c read the time from now. Call it before use.
 func SetStaleCacheClock(c *StaleCache, now func() time.Time) { c.now = now }
+
+// HasCacheDirective exposes the Cache-Control parser to the fuzz target.
+var HasCacheDirective = hasCacheDirective
