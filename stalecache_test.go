@@ -403,3 +403,20 @@ func ExampleStaleCache() {
 	// 200 price: 42 (stale: "")
 	// 200 price: 42 (stale: "0")
 }
+
+func BenchmarkStaleCacheRecord(b *testing.B) {
+	payload := strings.Repeat("x", 1<<10)
+	base := fbRoundTrip(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}},
+			Body: io.NopCloser(strings.NewReader(payload)), ContentLength: int64(len(payload)), Request: r}, nil
+	})
+	cache := resilient.NewStaleCache(resilient.StaleCachePolicy{})
+	rt := resilient.Chain(base, cache.Middleware())
+	req, _ := http.NewRequest(http.MethodGet, "http://example.test/a", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, _ := rt.RoundTrip(req)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
