@@ -45,6 +45,8 @@ type config struct {
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
 	retry          RetryPolicy
+	idempotency    IdempotencyPolicy
+	fallback       FallbackFunc
 
 	// Tracing stage and telemetry; nil means the global ones.
 	tracerProvider trace.TracerProvider
@@ -134,6 +136,8 @@ func (c *config) stages() []Middleware {
 			s = append(s, m())
 		}
 	}
+	add(StageFallback, func() Middleware { return fallbackStage(c.fallback, c.sink()) })
+	add(StageIdempotencyKey, func() Middleware { return IdempotencyKey(c.idempotency) })
 	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
 	add(StageRetry, func() Middleware {
 		p := c.retry

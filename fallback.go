@@ -1,0 +1,159 @@
+package resilient
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/resilient-go/resilient/internal/httpx"
+	"github.com/resilient-go/resilient/internal/telemetry"
+)
+
+// FallbackFunc answers a call that failed. req is the caller's request;
+// resp is the last response if the call ended with a failure status (5xx or
+// 429), with its body unread; err is the error if it ended with one. Exactly
+// one of resp and err is non-nil.
+//
+// It returns the response the caller gets, or an error. It may return resp
+// itself (the caller then gets the failure as it was); any other response
+// makes the stage drain and close resp, so a FallbackFunc must not close it.
+// Returning (nil, nil) is a bug, which the stage reports as an error.
+// Returning (resp, err) unchanged means "no fallback for this call".
+type FallbackFunc func(req *http.Request, resp *http.Response, err error) (*http.Response, error)
+
+// Fallback calls f when the call below fails: with an error (a refused
+// connection, a timeout, ErrCircuitOpen, ErrBulkheadFull) or a 5xx or 429
+// status, after whatever retries run below. A success, or any other status,
+// never reaches f. In the standard pipeline it is the outermost stage
+// (WithFallback), so it sees the final outcome of everything below.
+//
+// When the caller's own context has ended, the caller has given up and f is
+// not called: the failure is returned as it is.
+//
+// Fallback panics if f is nil.
+func Fallback(f FallbackFunc) Middleware { return fallbackStage(f, nil) }
+
+// fallbackStage is Fallback reporting its decisions to sink (nil: span events).
+func fallbackStage(f FallbackFunc, sink telemetry.Sink) Middleware {
+	if f == nil {
+		panic("resilient: Fallback needs a FallbackFunc, got nil")
+	}
+	return func(next http.RoundTripper) http.RoundTripper {
+		return &fallbackTransport{next: httpx.OrDefault(next), f: f, sink: sink}
+	}
+}
+
+// WithFallback puts a Fallback stage with f outermost in the standard
+// pipeline; the pipeline has none by default. It panics if f is nil.
+//
+// To serve stale GET responses when a dependency fails, record them below
+// the pipeline and serve them from the top:
+//
+//	cache := resilient.NewStaleCache(resilient.StaleCachePolicy{})
+//	rt := resilient.NewTransport(cache.Record(base), resilient.WithFallback(cache.Fallback))
+func WithFallback(f FallbackFunc) Option {
+	if f == nil {
+		panic("resilient: WithFallback needs a FallbackFunc, got nil")
+	}
+	return func(c *config) {
+		c.fallback = f
+		c.on[StageFallback] = true
+	}
+}
+
+type fallbackTransport struct {
+	next http.RoundTripper
+	f    FallbackFunc
+	sink telemetry.Sink // nil: span events
+}
+
+var _ http.RoundTripper = (*fallbackTransport)(nil)
+
+func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && !fallbackStatus(resp.StatusCode) {
+		return resp, nil
+	}
+	if err != nil && resp != nil {
+		// A stage below broke the contract; keep the error, free the conn.
+		httpx.Discard(resp)
+		resp = nil
+	}
+	if req.Context().Err() != nil {
+		return resp, err
+	}
+	return t.fallback(req, resp, err)
+}
+
+// fallback runs f and settles who owns which response.
+func (t *fallbackTransport) fallback(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+	out, ferr := t.f(req, resp, err)
+	if ferr != nil {
+		if out != nil && out != resp {
+			httpx.Discard(out)
+		}
+		httpx.Discard(resp)
+		return nil, ferr
+	}
+	if out == nil {
+		httpx.Discard(resp)
+		return nil, nilFallbackError(resp, err)
+	}
+	if out != resp {
+		httpx.Discard(resp)
+		ev := telemetry.Event{Kind: telemetry.Fallback, Err: err}
+		if resp != nil {
+			ev.Status = resp.StatusCode
+		}
+		telemetry.Emit(req.Context(), t.sink, ev)
+	}
+	return out, nil
+}
+
+func nilFallbackError(resp *http.Response, err error) error {
+	const msg = "resilient: FallbackFunc returned neither a response nor an error"
+	if err != nil {
+		return fmt.Errorf(msg+" for a call that failed with: %w", err)
+	}
+	return fmt.Errorf(msg+" for a call that failed with status %d", resp.StatusCode)
+}
+
+// CloseIdleConnections forwards to the next transport.
+func (t *fallbackTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
+
+// fallbackStatus reports whether a status is a failure that Fallback
+// answers: 5xx and 429, the statuses that mean "the dependency cannot serve
+// you now" rather than "your request is wrong".
+func fallbackStatus(code int) bool {
+	return code >= 500 || code == http.StatusTooManyRequests
+}
+
+// StaticFallback returns a FallbackFunc that answers every failed call with
+// the same response: status, a copy of header (nil means none) and body.
+// Each call gets its own header map and a fresh body reader, so callers may
+// change and read them freely. It panics if status is not in 100-599.
+func StaticFallback(status int, header http.Header, body string) FallbackFunc {
+	if status < 100 || status > 599 {
+		panic("resilient: StaticFallback needs a status in 100-599, got " + strconv.Itoa(status))
+	}
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	statusLine := strconv.Itoa(status) + " " + http.StatusText(status)
+	return func(req *http.Request, _ *http.Response, _ error) (*http.Response, error) {
+		return &http.Response{
+			Status:        statusLine,
+			StatusCode:    status,
+			Proto:         "HTTP/1.1",
+			ProtoMajor:    1,
+			ProtoMinor:    1,
+			Header:        h.Clone(),
+			Body:          io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)),
+			Request:       req,
+		}, nil
+	}
+}
