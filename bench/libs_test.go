@@ -201,7 +201,8 @@ func newHeimdall(base http.RoundTripper, c cfg) http.RoundTripper {
 	}
 	retries := maxAttempts - 1
 	if c.breakerOnly {
-		retries = 0
+		// heimdall sleeps the backoff after a failed last attempt too.
+		retries, retrier = 0, heimdall.NewNoRetrier()
 	}
 	return doerTransport{hystrix.NewClient(
 		hystrix.WithCommandName("bench-"+strconv.FormatInt(hystrixSeq.Add(1), 10)),
