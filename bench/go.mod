@@ -1,0 +1,31 @@
+module github.com/resilient-go/resilient/bench
+
+go 1.26.0
+
+require (
+	github.com/afex/hystrix-go v0.0.0-20180502004556-fa1af6a1f4f5
+	github.com/failsafe-go/failsafe-go v0.9.8
+	github.com/gojek/heimdall/v7 v7.0.3
+	github.com/hashicorp/go-retryablehttp v0.7.8
+	github.com/resilient-go/resilient v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/DataDog/datadog-go v3.7.1+incompatible // indirect
+	github.com/bits-and-blooms/bitset v1.24.4 // indirect
+	github.com/cactus/go-statsd-client/statsd v0.0.0-20200423205355-cb0885a1018c // indirect
+	github.com/davecgh/go-spew v1.1.1 // indirect
+	github.com/gojek/valkyrie v0.0.0-20180215180059-6aee720afcdf // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	github.com/influxdata/tdigest v0.0.1 // indirect
+	github.com/kr/text v0.2.0 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/pmezard/go-difflib v1.0.0 // indirect
+	github.com/rcrowley/go-metrics v0.0.0-20201227073835-cf1acfcdf475 // indirect
+	github.com/stretchr/objx v0.5.2 // indirect
+	github.com/stretchr/testify v1.11.1 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
+
+replace github.com/resilient-go/resilient => ../
