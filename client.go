@@ -45,6 +45,7 @@ type config struct {
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
 	retry          RetryPolicy
+	hedge          HedgePolicy
 
 	// Tracing stage and telemetry; nil means the global ones.
 	tracerProvider trace.TracerProvider
@@ -139,6 +140,11 @@ func (c *config) stages() []Middleware {
 		p := c.retry
 		p.sink = c.sink()
 		return Retry(p)
+	})
+	add(StageHedge, func() Middleware {
+		p := c.hedge
+		p.sink = c.sink()
+		return Hedge(p)
 	})
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	add(StageTracing, func() Middleware { return Tracing(c.tracingPolicy()) })
