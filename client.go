@@ -47,6 +47,7 @@ type config struct {
 	retry          RetryPolicy
 	idempotency    IdempotencyPolicy
 	fallback       FallbackFunc
+	hedge          HedgePolicy
 
 	// Tracing stage and telemetry; nil means the global ones.
 	tracerProvider trace.TracerProvider
@@ -143,6 +144,11 @@ func (c *config) stages() []Middleware {
 		p := c.retry
 		p.sink = c.sink()
 		return Retry(p)
+	})
+	add(StageHedge, func() Middleware {
+		p := c.hedge
+		p.sink = c.sink()
+		return Hedge(p)
 	})
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	add(StageTracing, func() Middleware { return Tracing(c.tracingPolicy()) })

@@ -159,6 +159,7 @@ func WithRetry(p RetryPolicy) Option {
 	return func(c *config) {
 		c.retry = p
 		c.on[StageRetry] = true
+		c.on[StageHedge] = false
 	}
 }
 
