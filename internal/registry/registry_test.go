@@ -15,8 +15,8 @@ type val struct {
 
 func newMap(max int) *Map[int, *val] {
 	return New(Policy[int, *val]{
-		Max: max,
-		New: func(k int) *val { return &val{key: k} },
+		Max:  max,
+		New:  func(k int) *val { return &val{key: k} },
 		Idle: func(v *val) bool { return !v.busy },
 		Retire: func(v *val) bool {
 			if v.busy {
