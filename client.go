@@ -38,6 +38,8 @@ type config struct {
 	on             map[Stage]bool
 	totalTimeout   time.Duration
 	attemptTimeout time.Duration
+	bulkhead       BulkheadPolicy
+	breaker        BreakerPolicy
 }
 
 func defaultConfig() config {
@@ -122,6 +124,8 @@ func (c *config) stages() []Middleware {
 		}
 	}
 	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+	add(StageBulkhead, func() Middleware { return Bulkhead(c.bulkhead) })
+	add(StageBreaker, func() Middleware { return CircuitBreaker(c.breaker) })
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	return s
 }
