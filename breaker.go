@@ -213,10 +213,14 @@ type breaker struct {
 	key     string
 	timeout time.Duration // OpenTimeout with this breaker's jitter
 
+	successes window      // successes while closed, over the last Window
+	dirty     atomic.Bool // a failure was reported since the last success was
+
 	// Written by onChange, under gobreaker's lock.
-	state     atomic.Int32 // the State as of the last change
-	openUntil atomic.Int64 // nanoseconds since t.epoch; set before state becomes open
-	pending   atomic.Bool  // queue may be non-empty
+	gen       atomic.Uint64 // counts state changes
+	state     atomic.Int32  // the State as of the last change
+	openUntil atomic.Int64  // nanoseconds since t.epoch; set before state becomes open
+	pending   atomic.Bool   // queue may be non-empty
 
 	mu         sync.Mutex
 	queue      []stateChange // guarded by mu
@@ -227,21 +231,22 @@ type stateChange struct{ from, to State }
 
 func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 	b := &breaker{t: t, key: k.String()}
+	b.successes.period = int64(t.p.Window / windowBuckets)
 	b.timeout = t.p.OpenTimeout + time.Duration(t.p.jitter()*0.1*float64(t.p.OpenTimeout))
-	minReq := uint32(t.p.MinRequests)
+	minReq := uint64(t.p.MinRequests)
 	consec := uint32(t.p.ConsecutiveFailures)
 	ratio := t.p.FailureRatio
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:         b.key,
 		MaxRequests:  uint32(t.p.HalfOpenRequests),
 		Interval:     t.p.Window,
-		BucketPeriod: t.p.Window / 10,
+		BucketPeriod: t.p.Window / windowBuckets,
 		Timeout:      b.timeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			if c.ConsecutiveFailures >= consec {
 				return true
 			}
-			n := c.TotalFailures + c.TotalSuccesses
+			n := uint64(c.TotalFailures) + uint64(b.successes.sum(t.since()))
 			return n >= minReq && float64(c.TotalFailures) >= ratio*float64(n)
 		},
 		OnStateChange: b.onChange,
@@ -255,9 +260,13 @@ func (t *breakerTransport) since() int64 { return int64(time.Since(t.epoch)) }
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := t.reg.Get(keyOf(t.p.Key, req))
-	// An open breaker answers without gobreaker's lock: no convoy when a
-	// dead host is called from many goroutines.
-	if State(b.state.Load()) == StateOpen {
+	gen := b.gen.Load()
+	switch State(b.state.Load()) {
+	case StateClosed:
+		return t.sendClosed(req, b, gen)
+	case StateOpen:
+		// An open breaker answers without gobreaker's lock: no convoy
+		// when a dead host is called from many goroutines.
 		if wait := b.openUntil.Load() - t.since(); wait > 0 {
 			return nil, t.reject(req, b, time.Duration(wait))
 		}
@@ -273,42 +282,86 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return nil, t.reject(req, b, wait)
 	}
-	resp, err := t.send(req, done)
+	reported := false
+	defer func() {
+		if !reported { // a panic below counts as a failure
+			done(errFailure)
+		}
+	}()
+	resp, err := t.next.RoundTrip(req)
+	resp, err, outcome := t.outcome(req, resp, err)
+	reported = true
+	done(outcome)
 	if b.pending.Load() {
 		b.flush(req.Context())
 	}
 	return resp, err
 }
 
-// send calls the next transport and reports the outcome. A panic below
-// counts as a failure, so a half-open breaker is not left waiting forever
-// for its probe.
-func (t *breakerTransport) send(req *http.Request, done func(error)) (*http.Response, error) {
+// sendClosed sends through a closed breaker without taking gobreaker's
+// lock unless there is news: successes are counted in b.successes, and
+// gobreaker hears of a failure, and of the first success after one (which
+// resets its consecutive-failure count). Its state machine, the failure
+// window and the probes stay gobreaker's.
+func (t *breakerTransport) sendClosed(req *http.Request, b *breaker, gen uint64) (*http.Response, error) {
 	reported := false
 	defer func() {
 		if !reported {
-			done(errFailure)
+			b.report(req.Context(), gen, errFailure)
 		}
 	}()
 	resp, err := t.next.RoundTrip(req)
+	resp, err, outcome := t.outcome(req, resp, err)
+	reported = true
+	switch outcome {
+	case nil:
+		b.successes.add(t.since())
+		if b.dirty.Load() && b.dirty.Swap(false) {
+			b.report(req.Context(), gen, nil)
+		}
+	case errFailure:
+		b.dirty.Store(true)
+		b.report(req.Context(), gen, errFailure)
+	}
+	return resp, err
+}
+
+// report tells gobreaker the outcome of a call sent while the breaker was
+// closed in generation gen. An outcome from an older state is dropped, so
+// a late failure cannot pose as a half-open probe's.
+func (b *breaker) report(ctx context.Context, gen uint64, outcome error) {
+	if b.gen.Load() != gen {
+		return
+	}
+	done, err := b.cb.Allow()
+	if err == nil {
+		if b.gen.Load() != gen {
+			outcome = errExcluded // gives the probe slot back
+		}
+		done(outcome)
+	}
+	if b.pending.Load() {
+		b.flush(ctx)
+	}
+}
+
+// outcome classifies a call for the breaker: nil for a success.
+func (t *breakerTransport) outcome(req *http.Request, resp *http.Response, err error) (*http.Response, error, error) {
 	if err != nil && resp != nil {
 		if resp.Body != nil {
 			_ = resp.Body.Close()
 		}
 		resp = nil
 	}
-	var outcome error
 	switch {
 	case req.Context().Err() != nil:
 		// The caller gave up, by cancel or deadline: that says nothing
 		// about the host.
-		outcome = errExcluded
+		return resp, err, errExcluded
 	case t.p.IsFailure(resp, err):
-		outcome = errFailure
+		return resp, err, errFailure
 	}
-	reported = true
-	done(outcome)
-	return resp, err
+	return resp, err, nil
 }
 
 func (t *breakerTransport) reject(req *http.Request, b *breaker, wait time.Duration) error {
@@ -332,6 +385,10 @@ func (b *breaker) onChange(_ string, from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
 		b.openUntil.Store(b.t.since() + int64(b.timeout))
 	}
+	if to == gobreaker.StateClosed {
+		b.successes.reset()
+	}
+	b.gen.Add(1)
 	b.state.Store(int32(to))
 	b.mu.Lock()
 	b.queue = append(b.queue, stateChange{State(from), State(to)})
@@ -394,3 +451,51 @@ var _ telemetry.Gauge = (*breakerTransport)(nil)
 
 // CloseIdleConnections forwards to the next transport.
 func (t *breakerTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
+
+// windowBuckets is how many buckets a rolling Window has.
+const windowBuckets = 10
+
+// window counts events over a rolling window without a lock: one counter
+// per bucket, reset by the first add of a new bucket period. An add racing
+// that reset may be lost; the count is a rate, not a ledger.
+type window struct {
+	period  int64 // bucket length in nanoseconds; 0 counts forever
+	buckets [windowBuckets]struct {
+		slot atomic.Int64 // the bucket period this counter is for
+		n    atomic.Int64
+	}
+}
+
+func (w *window) slot(now int64) int64 {
+	if w.period <= 0 {
+		return 0
+	}
+	return now / w.period
+}
+
+func (w *window) add(now int64) {
+	s := w.slot(now)
+	bk := &w.buckets[s%windowBuckets]
+	if old := bk.slot.Load(); old != s && bk.slot.CompareAndSwap(old, s) {
+		bk.n.Store(0)
+	}
+	bk.n.Add(1)
+}
+
+func (w *window) sum(now int64) int64 {
+	s := w.slot(now)
+	var n int64
+	for i := range w.buckets {
+		bk := &w.buckets[i]
+		if s-bk.slot.Load() < windowBuckets {
+			n += bk.n.Load()
+		}
+	}
+	return n
+}
+
+func (w *window) reset() {
+	for i := range w.buckets {
+		w.buckets[i].n.Store(0)
+	}
+}

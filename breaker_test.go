@@ -605,6 +605,13 @@ func ExampleCircuitBreaker() {
 
 var benchSink error
 
+// staticRT answers every call with one shared response, so a benchmark
+// measures the stage, not the fake.
+func staticRT(code int) http.RoundTripper {
+	resp := &http.Response{StatusCode: code, Body: http.NoBody}
+	return compartmentRT(func(*http.Request) (*http.Response, error) { return resp, nil })
+}
+
 func benchBreaker(b *testing.B, base http.RoundTripper, parallel bool) {
 	rt := resilient.Chain(base, resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 1, OpenTimeout: time.Hour}))
 	req := httptest.NewRequest("GET", "http://api.test/", nil)
@@ -627,9 +634,34 @@ func benchBreaker(b *testing.B, base http.RoundTripper, parallel bool) {
 	})
 }
 
-func BenchmarkBreakerHappy(b *testing.B)         { benchBreaker(b, statusRT(200), false) }
-func BenchmarkBreakerHappyParallel(b *testing.B) { benchBreaker(b, statusRT(200), true) }
-func BenchmarkBreakerOpen(b *testing.B)          { benchBreaker(b, statusRT(500), false) }
-func BenchmarkBreakerOpenParallel(b *testing.B)  { benchBreaker(b, statusRT(500), true) }
+func BenchmarkBreakerHappy(b *testing.B)         { benchBreaker(b, staticRT(200), false) }
+func BenchmarkBreakerHappyParallel(b *testing.B) { benchBreaker(b, staticRT(200), true) }
+func BenchmarkBreakerOpen(b *testing.B)          { benchBreaker(b, staticRT(500), false) }
+func BenchmarkBreakerOpenParallel(b *testing.B)  { benchBreaker(b, staticRT(500), true) }
 
 var _ = url.Parse
+
+func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
+	var code atomic.Int32
+	base := compartmentRT(func(req *http.Request) (*http.Response, error) { return statusRT(int(code.Load()))(req) })
+	rt := resilient.Chain(base, resilient.CircuitBreaker(resilient.BreakerPolicy{MinRequests: 1000}))
+	call := func(c int) error {
+		code.Store(int32(c))
+		_, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+		return err
+	}
+	for range 3 {
+		for range 4 {
+			call(500)
+		}
+		if err := call(200); err != nil {
+			t.Fatalf("4 failures then a success: %v", err)
+		}
+	}
+	for range 5 {
+		call(500)
+	}
+	if err := call(200); !errors.Is(err, resilient.ErrCircuitOpen) {
+		t.Fatalf("5 in a row should open, got %v", err)
+	}
+}

@@ -4,7 +4,7 @@ import "github.com/resilient-go/resilient/internal/telemetry"
 
 // Test hooks for the unexported policy fields.
 
-func SetBreakerSink(p *BreakerPolicy, s telemetry.Sink) { p.sink = s }
+func SetBreakerSink(p *BreakerPolicy, s telemetry.Sink)   { p.sink = s }
 func SetBreakerJitter(p *BreakerPolicy, f func() float64) { p.jitter = f }
 func SetBulkheadSink(p *BulkheadPolicy, s telemetry.Sink) { p.sink = s }
 
