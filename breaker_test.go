@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -639,7 +638,6 @@ func BenchmarkBreakerHappyParallel(b *testing.B) { benchBreaker(b, staticRT(200)
 func BenchmarkBreakerOpen(b *testing.B)          { benchBreaker(b, staticRT(500), false) }
 func BenchmarkBreakerOpenParallel(b *testing.B)  { benchBreaker(b, staticRT(500), true) }
 
-var _ = url.Parse
 
 func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
 	var code atomic.Int32
