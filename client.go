@@ -54,6 +54,8 @@ type config struct {
 	meterProvider  metric.MeterProvider
 	propagator     propagation.TextMapPropagator
 	telemetrySink  telemetry.Sink // built by sink() on first use
+	bulkhead       BulkheadPolicy
+	breaker        BreakerPolicy
 }
 
 func defaultConfig() config {
@@ -150,7 +152,32 @@ func (c *config) stages() []Middleware {
 		p.sink = c.sink()
 		return Hedge(p)
 	})
+	add(StageBulkhead, func() Middleware {
+		p := c.bulkhead
+		p.sink = c.sink()
+		return c.observed(Bulkhead(p), telemetry.BulkheadGauge)
+	})
+	add(StageBreaker, func() Middleware {
+		p := c.breaker
+		p.sink = c.sink()
+		return c.observed(CircuitBreaker(p), telemetry.BreakerStateGauge)
+	})
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
 	add(StageTracing, func() Middleware { return Tracing(c.tracingPolicy()) })
 	return s
+}
+
+// observed registers the stage m builds as the source of a gauge on the
+// pipeline's meter provider, for as long as the stage lives.
+func (c *config) observed(m Middleware, gauge string) Middleware {
+	return func(next http.RoundTripper) http.RoundTripper {
+		rt := m(next)
+		switch g := rt.(type) {
+		case *breakerTransport:
+			telemetry.RegisterWeakGauge(c.meterProvider, gauge, g)
+		case *bulkheadTransport:
+			telemetry.RegisterWeakGauge(c.meterProvider, gauge, g)
+		}
+		return rt
+	}
 }

@@ -265,17 +265,6 @@ func TestFallbackSkippedWhenCallerGaveUp(t *testing.T) {
 	}
 }
 
-type recordSink struct {
-	mu  sync.Mutex
-	evs []telemetry.Event
-}
-
-func (s *recordSink) Record(_ context.Context, ev telemetry.Event) {
-	s.mu.Lock()
-	s.evs = append(s.evs, ev)
-	s.mu.Unlock()
-}
-
 func TestFallbackEmitsEvent(t *testing.T) {
 	status := 503
 	base := fbRoundTrip(func(r *http.Request) (*http.Response, error) {

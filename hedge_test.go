@@ -381,7 +381,7 @@ func TestHedgePOSTWithoutKeyNeverHedged(t *testing.T) {
 func TestHedgeBudgetRefusalStopsHedging(t *testing.T) {
 	// No floor, and a hedge costs a hundred calls' earnings.
 	budget := &resilient.RetryBudget{Ratio: 0.01, MinPerSecond: 1, Window: 10 * time.Millisecond}
-	rec := &recorder{}
+	rec := &recordSink{}
 	p := resilient.HedgePolicy{Delay: time.Millisecond, MaxHedges: 3, Budget: budget}
 	resilient.SetHedgeSink(&p, rec)
 	mem := resilienttest.NewTransport(resilienttest.Latency(20*time.Millisecond), resilienttest.Respond(200, "first"))
@@ -401,7 +401,7 @@ func TestHedgeBudgetRefusalStopsHedging(t *testing.T) {
 	p.Budget = &resilient.RetryBudget{Unlimited: true}
 	mem = resilienttest.NewTransport(resilienttest.OnRequests(1, 1, resilienttest.Latency(time.Hour)),
 		resilienttest.OnRequests(2, 3, resilienttest.Status(503)))
-	rec = &recorder{}
+	rec = &recordSink{}
 	resilient.SetHedgeSink(&p, rec)
 	resp, err = hedged(t, p, mem, getReq(t, "http://example.test/"), func(m *manualTimers) {
 		for i := range 3 {

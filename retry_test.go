@@ -44,33 +44,8 @@ func (f *fakeTimer) got() []time.Duration {
 	return append([]time.Duration(nil), f.delays...)
 }
 
-// recorder is a telemetry.Sink that keeps what it is told.
-type recorder struct {
-	mu  sync.Mutex
-	evs []telemetry.Event
-}
-
-func (r *recorder) Record(_ context.Context, ev telemetry.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, ev)
-	r.mu.Unlock()
-}
-
-func (r *recorder) count(k telemetry.Kind) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, ev := range r.evs {
-		if ev.Kind == k {
-			n++
-		}
-	}
-	return n
-}
-
-// fastPolicy is p with an instant timer and a recording sink.
-func fastPolicy(p resilient.RetryPolicy) (resilient.RetryPolicy, *fakeTimer, *recorder) {
-	ft, rec := &fakeTimer{}, &recorder{}
+func fastPolicy(p resilient.RetryPolicy) (resilient.RetryPolicy, *fakeTimer, *recordSink) {
+	ft, rec := &fakeTimer{}, &recordSink{}
 	resilient.SetRetryTimer(&p, ft.start)
 	resilient.SetRetrySink(&p, rec)
 	return p, ft, rec

@@ -3,7 +3,9 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"weak"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -156,3 +158,28 @@ func RegisterGauge(mp metric.MeterProvider, name string, g Gauge) (metric.Regist
 		return nil
 	}, inst)
 }
+
+// RegisterWeakGauge is RegisterGauge for a stage that may be dropped by its
+// user: the meter holds the stage only weakly, and the callback is
+// unregistered once the stage is collected, so a program that builds
+// clients on the fly does not keep every one of them alive. Registration
+// errors are ignored: a gauge is not worth failing a client for.
+func RegisterWeakGauge[T any, PT interface {
+	*T
+	Gauge
+}](mp metric.MeterProvider, name string, g PT) {
+	wp := weak.Make((*T)(g))
+	reg, err := RegisterGauge(mp, name, gaugeFunc(func(yield func(string, int64)) {
+		if p := wp.Value(); p != nil {
+			PT(p).Observe(yield)
+		}
+	}))
+	if err != nil {
+		return
+	}
+	runtime.AddCleanup((*T)(g), func(r metric.Registration) { _ = r.Unregister() }, reg)
+}
+
+type gaugeFunc func(yield func(authority string, value int64))
+
+func (f gaugeFunc) Observe(yield func(string, int64)) { f(yield) }

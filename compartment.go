@@ -1,0 +1,37 @@
+package resilient
+
+import (
+	"net/http"
+
+	"github.com/resilient-go/resilient/internal/httpx"
+)
+
+// compartmentKey names the breaker or pool a request belongs to: its
+// authority, or the user's key when the policy has a Key func. It is
+// comparable and built without allocating.
+type compartmentKey struct {
+	auth   httpx.Authority
+	custom string
+	keyed  bool
+}
+
+func keyOf(keyFunc func(*http.Request) string, req *http.Request) compartmentKey {
+	if keyFunc != nil {
+		return compartmentKey{custom: keyFunc(req), keyed: true}
+	}
+	return compartmentKey{auth: httpx.AuthorityOf(req)}
+}
+
+// String is the name users see in errors, callbacks and metrics.
+func (k compartmentKey) String() string {
+	if k.keyed {
+		return k.custom
+	}
+	return k.auth.String()
+}
+
+func mustNotNegative(field string, v int64) {
+	if v < 0 {
+		panic("resilient: " + field + " must not be negative")
+	}
+}
