@@ -614,7 +614,6 @@ func BenchmarkBreakerHappyParallel(b *testing.B) { benchBreaker(b, staticRT(200)
 func BenchmarkBreakerOpen(b *testing.B)          { benchBreaker(b, staticRT(500), false) }
 func BenchmarkBreakerOpenParallel(b *testing.B)  { benchBreaker(b, staticRT(500), true) }
 
-
 func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
 	var code atomic.Int32
 	base := compartmentRT(func(req *http.Request) (*http.Response, error) { return statusRT(int(code.Load()))(req) })
