@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -219,4 +220,37 @@ func FuzzRedactURL(f *testing.F) {
 			t.Fatalf("RedactURL(%q) = %q changed host or path", s, got)
 		}
 	})
+}
+
+type stageGauge struct{ open int64 }
+
+func (s *stageGauge) Observe(yield func(string, int64)) { yield("http://a:80", s.open) }
+
+func TestRegisterWeakGaugeLetsStageGo(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+
+	points := func() int {
+		g, ok := collect(t, reader)[telemetry.BreakerStateGauge].(metricdata.Gauge[int64])
+		if !ok {
+			return 0
+		}
+		return len(g.DataPoints)
+	}
+	func() {
+		s := &stageGauge{open: 2}
+		telemetry.RegisterWeakGauge(mp, telemetry.BreakerStateGauge, s)
+		if n := points(); n != 1 {
+			t.Fatalf("live stage: %d points, want 1", n)
+		}
+	}()
+	// The stage is unreachable now; once collected it reports nothing and
+	// its callback is unregistered. Bounded: a few GC cycles suffice.
+	for i := 0; i < 20 && points() != 0; i++ {
+		runtime.GC()
+	}
+	if n := points(); n != 0 {
+		t.Errorf("dropped stage still observed: %d points", n)
+	}
 }
