@@ -353,15 +353,15 @@ func (t *breakerTransport) outcome(req *http.Request, resp *http.Response, err e
 		}
 		resp = nil
 	}
-	switch {
-	case req.Context().Err() != nil:
-		// The caller gave up, by cancel or deadline: that says nothing
-		// about the host.
-		return resp, err, errExcluded
-	case t.p.IsFailure(resp, err):
-		return resp, err, errFailure
+	if !t.p.IsFailure(resp, err) {
+		return resp, err, nil
 	}
-	return resp, err, nil
+	if req.Context().Err() != nil {
+		// The caller gave up, by cancel or deadline: that says nothing
+		// about the host. Checked only for failures: it reads the clock.
+		return resp, err, errExcluded
+	}
+	return resp, err, errFailure
 }
 
 func (t *breakerTransport) reject(req *http.Request, b *breaker, wait time.Duration) error {

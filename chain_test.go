@@ -1,6 +1,9 @@
 package resilient_test
 
 import (
+	"errors"
+	"github.com/resilient-go/resilient/resilienttest"
+	"io"
 	"net/http"
 	"reflect"
 	"testing"
@@ -143,5 +146,69 @@ func TestStandardPipelineAttemptDeadlineInsideTotal(t *testing.T) {
 	d, ok := got.Context().Deadline()
 	if !ok || d.Sub(start) > 2*time.Minute {
 		t.Errorf("base deadline %v after start, want the 1 minute attempt timeout", d.Sub(start))
+	}
+}
+
+// The standard pipeline lets Retry enforce the total timeout lazily; the
+// total must still bound every attempt and every wait.
+func TestStandardPipelineTotalTimeoutAcrossRetries(t *testing.T) {
+	srv := resilienttest.NewServer(t, resilienttest.Hang())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: resilient.NewTransport(tr,
+		resilient.WithTotalTimeout(300*time.Millisecond),
+		resilient.WithAttemptTimeout(50*time.Millisecond),
+		resilient.WithRetry(resilient.RetryPolicy{
+			MaxAttempts: 100, InitialDelay: time.Millisecond, MaxDelay: time.Millisecond,
+			Budget: &resilient.RetryBudget{Unlimited: true},
+		}),
+		// Five timeouts in a row would open the breaker, which ends the
+		// call early (rightly); this test is about the total timeout.
+		resilient.Without(resilient.StageBreaker),
+	)}
+	start := time.Now()
+	resp, err := c.Get(srv.URL)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	el := time.Since(start)
+	assertTimeout(t, err)
+	var te *resilient.TimeoutError
+	if errors.As(err, &te) && te.After != 300*time.Millisecond {
+		t.Errorf("reported the %v timeout, want the 300ms total", te.After)
+	}
+	if n := srv.Count(); n < 2 {
+		t.Errorf("server saw %d attempts, want several inside the total", n)
+	}
+	if el < 250*time.Millisecond || el > 5*time.Second {
+		t.Errorf("took %v, want about the 300ms total", el)
+	}
+}
+
+// After a retry, the last response's body is bounded by the total too.
+func TestStandardPipelineTotalBoundsBodyAfterRetry(t *testing.T) {
+	srv := resilienttest.NewServer(t,
+		resilienttest.FailFirst(1, http.StatusServiceUnavailable),
+		resilienttest.Drip(1, time.Hour))
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: resilient.NewTransport(tr,
+		resilient.WithTotalTimeout(200*time.Millisecond),
+		resilient.WithAttemptTimeout(200*time.Millisecond),
+		resilient.WithRetry(resilient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}),
+	)}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("headers should arrive in time: %v", err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	_, err = io.ReadAll(resp.Body)
+	assertTimeout(t, err)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("stalled body read for %v", el)
+	}
+	if srv.Count() != 2 {
+		t.Errorf("server saw %d requests, want the 503 and the retry", srv.Count())
 	}
 }

@@ -141,10 +141,16 @@ func (c *config) stages() []Middleware {
 	}
 	add(StageFallback, func() Middleware { return fallbackStage(c.fallback, c.sink()) })
 	add(StageIdempotencyKey, func() Middleware { return IdempotencyKey(c.idempotency) })
-	add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+	fused := c.fuseTotalIntoRetry()
+	if !fused {
+		add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+	}
 	add(StageRetry, func() Middleware {
 		p := c.retry
 		p.sink = c.sink()
+		if fused {
+			return retryStage(p, c.totalTimeout)
+		}
 		return Retry(p)
 	})
 	add(StageHedge, func() Middleware {
@@ -180,4 +186,20 @@ func (c *config) observed(m Middleware, gauge string) Middleware {
 		}
 		return rt
 	}
+}
+
+// fuseTotalIntoRetry reports whether the Retry stage can enforce the total
+// timeout itself (see retryStage), which spares the happy path a context
+// and a request copy. It can when every first attempt is bounded within
+// the total anyway: an attempt timeout no longer than the total sits below,
+// and a bulkhead wait cannot push an attempt past it.
+func (c *config) fuseTotalIntoRetry() bool {
+	if !c.on[StageTotalTimeout] || !c.on[StageRetry] || !c.on[StageAttemptTimeout] {
+		return false
+	}
+	wait := time.Duration(0)
+	if c.on[StageBulkhead] {
+		wait = c.bulkhead.MaxWait
+	}
+	return c.attemptTimeout+wait <= c.totalTimeout
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/resilient-go/resilient/internal/body"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
@@ -127,14 +128,26 @@ func orDefault(d, def time.Duration) time.Duration {
 // The first attempt sends the caller's request as it is; later attempts
 // carry the attempt number in their context for the Tracing stage. Retry
 // panics on a negative MaxAttempts or delay.
-func Retry(p RetryPolicy) Middleware {
+func Retry(p RetryPolicy) Middleware { return retryStage(p, 0) }
+
+// retryStage is Retry under a total timeout of total (0: none), for the
+// standard pipeline when an attempt timeout no longer than total sits
+// below. Every attempt is then bounded by that attempt timeout, so the
+// first one needs no total context of its own: the total deadline is
+// counted from the start of the call and put in place only when a retry
+// is taken. A call that succeeds first time saves a context and a request
+// copy. The outcome is the same as Timeout(total) above Retry(p).
+func retryStage(p RetryPolicy, total time.Duration) Middleware {
 	p.validate()
 	return func(next http.RoundTripper) http.RoundTripper {
 		next = httpx.OrDefault(next)
 		if p.MaxAttempts == 1 {
+			if total > 0 {
+				return Timeout(total)(next)
+			}
 			return next
 		}
-		t := &retryTransport{next: next, p: p, maxAttempts: p.MaxAttempts}
+		t := &retryTransport{next: next, p: p, maxAttempts: p.MaxAttempts, total: total}
 		if t.maxAttempts == 0 {
 			t.maxAttempts = DefaultMaxAttempts
 		}
@@ -167,17 +180,45 @@ type retryTransport struct {
 	next        http.RoundTripper
 	p           RetryPolicy // defaults filled in
 	maxAttempts int
+	total       time.Duration // > 0: the call's total timeout, set up lazily
 }
 
 var _ http.RoundTripper = (*retryTransport)(nil)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.Budget.onCall()
+	var start time.Time
+	if t.total > 0 {
+		start = time.Now()
+	}
 	resp, err := t.next.RoundTrip(req)
 	if !t.retryable(req, resp, err) {
 		return resp, err
 	}
+	if t.total > 0 {
+		return t.retryWithin(req, start.Add(t.total), resp, err)
+	}
 	return t.retry(req, resp, err)
+}
+
+// retryWithin is retry under the total deadline end, which from here on
+// bounds the waits, the later attempts and the last body read, as a
+// Timeout stage above would have.
+func (t *retryTransport) retryWithin(req *http.Request, end time.Time, resp *http.Response, err error) (*http.Response, error) {
+	parent := req.Context()
+	if pd, ok := parent.Deadline(); ok && !end.Before(pd) {
+		return t.retry(req, resp, err) // the caller's deadline is sooner
+	}
+	c := &timeoutCall{after: t.total}
+	c.ctx.Init(parent, end)
+	resp, err = t.retry(req.WithContext(&c.ctx), resp, err)
+	if err != nil {
+		err = c.MapReadError(err)
+		c.ctx.Release()
+		return nil, err
+	}
+	body.TrackInto(resp, &c.body, c)
+	return resp, nil
 }
 
 // retryable reports whether an outcome may be retried at all.
