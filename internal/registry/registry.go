@@ -36,15 +36,21 @@ type Policy[K comparable, V any] struct {
 // million webhook hosts) go before the hosts a client calls all the time.
 type Map[K comparable, V any] struct {
 	p Policy[K, V]
-	m sync.Map // K -> *entry[V]
+	m sync.Map // K -> *entry[K, V]
+
+	// last is the entry found last: most transports call one host, and
+	// comparing one key is far cheaper than hashing it into m.
+	last atomic.Pointer[entry[K, V]]
 
 	mu sync.Mutex // serialises inserts and evictions
 	n  int        // guarded by mu
 }
 
-type entry[V any] struct {
+type entry[K comparable, V any] struct {
+	k    K
 	v    V
 	used atomic.Bool // looked up since the last sweep
+	gone atomic.Bool // evicted: last must not hand it out
 }
 
 // New returns an empty Map.
@@ -60,27 +66,36 @@ func New[K comparable, V any](p Policy[K, V]) *Map[K, V] {
 
 // Get returns the value for k, making it if k is new.
 func (m *Map[K, V]) Get(k K) V {
+	if e := m.last.Load(); e != nil && e.k == k && !e.gone.Load() {
+		e.touch()
+		return e.v
+	}
 	if e, ok := m.m.Load(k); ok {
-		e := e.(*entry[V])
-		// Only the first lookup after a sweep writes: steady traffic to a
-		// hot key leaves its cache line shared.
-		if !e.used.Load() {
-			e.used.Store(true)
-		}
+		e := e.(*entry[K, V])
+		m.last.Store(e)
+		e.touch()
 		return e.v
 	}
 	return m.insert(k)
+}
+
+// touch marks e used. Only the first lookup after a sweep writes: steady
+// traffic to a hot key leaves its cache line shared.
+func (e *entry[K, V]) touch() {
+	if !e.used.Load() {
+		e.used.Store(true)
+	}
 }
 
 func (m *Map[K, V]) insert(k K) V {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.m.Load(k); ok {
-		return e.(*entry[V]).v
+		return e.(*entry[K, V]).v
 	}
 	for m.n >= m.p.Max && m.evictOne() {
 	}
-	e := &entry[V]{v: m.p.New(k)}
+	e := &entry[K, V]{k: k, v: m.p.New(k)}
 	m.m.Store(k, e)
 	m.n++
 	return e.v
@@ -90,19 +105,20 @@ func (m *Map[K, V]) insert(k K) V {
 // sweep, then idle ones, then any that agrees to retire. It reports false if
 // none would go. Requires mu held.
 func (m *Map[K, V]) evictOne() bool {
-	passes := [...]func(e *entry[V]) bool{
+	passes := [...]func(e *entry[K, V]) bool{
 		// Clears the used bits it passes, as a CLOCK hand does.
-		func(e *entry[V]) bool { return !e.used.Swap(false) && m.idle(e.v) },
-		func(e *entry[V]) bool { return m.idle(e.v) },
-		func(*entry[V]) bool { return true },
+		func(e *entry[K, V]) bool { return !e.used.Swap(false) && m.idle(e.v) },
+		func(e *entry[K, V]) bool { return m.idle(e.v) },
+		func(*entry[K, V]) bool { return true },
 	}
 	for _, want := range passes {
 		evicted := false
 		m.m.Range(func(k, v any) bool {
-			e := v.(*entry[V])
+			e := v.(*entry[K, V])
 			if !want(e) || !m.retire(e.v) {
 				return true
 			}
+			e.gone.Store(true)
 			m.m.Delete(k)
 			m.n--
 			evicted = true
@@ -130,6 +146,6 @@ func (m *Map[K, V]) Len() int {
 // lock: entries inserted or evicted meanwhile may or may not be seen.
 func (m *Map[K, V]) Range(f func(K, V) bool) {
 	m.m.Range(func(k, v any) bool {
-		return f(k.(K), v.(*entry[V]).v)
+		return f(k.(K), v.(*entry[K, V]).v)
 	})
 }

@@ -183,3 +183,17 @@ func BenchmarkGetHit(b *testing.B) {
 		}
 	})
 }
+
+// The one-entry cache in front of the map must never hand out a value the
+// map has evicted.
+func TestLastLookupCacheForgetsEvicted(t *testing.T) {
+	m := newMap(1)
+	a := m.Get(1) // cached as the last lookup
+	m.Get(2)      // evicts 1
+	if !a.retired {
+		t.Fatal("key 1 was not evicted")
+	}
+	if again := m.Get(1); again == a || again.retired {
+		t.Error("Get returned the evicted value from its cache")
+	}
+}
