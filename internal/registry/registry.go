@@ -97,6 +97,7 @@ func (m *Map[K, V]) insert(k K) V {
 	}
 	e := &entry[K, V]{k: k, v: m.p.New(k)}
 	m.m.Store(k, e)
+	m.last.Store(e)
 	m.n++
 	return e.v
 }

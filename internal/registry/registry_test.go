@@ -188,8 +188,13 @@ func BenchmarkGetHit(b *testing.B) {
 // map has evicted.
 func TestLastLookupCacheForgetsEvicted(t *testing.T) {
 	m := newMap(1)
-	a := m.Get(1) // cached as the last lookup
-	m.Get(2)      // evicts 1
+	a := m.Get(1)
+	m.Get(2) // evicts 1
+	// Put the evicted entry back in the cache, as a lookup racing the
+	// eviction could.
+	stale := &entry[int, *val]{k: 1, v: a}
+	stale.gone.Store(true)
+	m.last.Store(stale)
 	if !a.retired {
 		t.Fatal("key 1 was not evicted")
 	}
