@@ -114,12 +114,15 @@ func (b *RetryBudget) reserve(cost int64) int64 {
 }
 
 // slice returns the number of the current time slice.
-func (b *RetryBudget) slice() uint64 {
+func (b *RetryBudget) slice() uint64 { return b.sliceAt(time.Now()) }
+
+// sliceAt returns the number of the time slice holding t.
+func (b *RetryBudget) sliceAt(t time.Time) uint64 {
 	var now time.Duration
 	if b.now != nil {
 		now = b.now()
 	} else {
-		now = time.Since(clockOrigin)
+		now = t.Sub(clockOrigin)
 	}
 	return uint64(now / (b.window() / budgetSlices))
 }
@@ -131,6 +134,15 @@ func (b *RetryBudget) onCall() {
 		return
 	}
 	b.add(b.slice(), budgetDeposit)
+}
+
+// onCallAt is onCall for a call that started at t, for a caller that has
+// read the clock already: one read fewer on every call.
+func (b *RetryBudget) onCallAt(t time.Time) {
+	if b == nil || b.Unlimited {
+		return
+	}
+	b.add(b.sliceAt(t), budgetDeposit)
 }
 
 // tryRetry withdraws one retry, reporting false if the budget is spent.

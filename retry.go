@@ -186,11 +186,8 @@ type retryTransport struct {
 var _ http.RoundTripper = (*retryTransport)(nil)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.p.Budget.onCall()
-	var start time.Time
-	if t.total > 0 {
-		start = time.Now()
-	}
+	start := time.Now() // for the budget and the total deadline alike
+	t.p.Budget.onCallAt(start)
 	resp, err := t.next.RoundTrip(req)
 	if !t.retryable(req, resp, err) {
 		return resp, err
