@@ -15,6 +15,7 @@ import (
 
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/registry"
+	"github.com/resilient-go/resilient/internal/rolling"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
 
@@ -213,8 +214,8 @@ type breaker struct {
 	key     string
 	timeout time.Duration // OpenTimeout with this breaker's jitter
 
-	successes window      // successes while closed, over the last Window
-	dirty     atomic.Bool // a failure was reported since the last success was
+	successes rolling.Counter // successes while closed, over the last Window
+	dirty     atomic.Bool     // a failure was reported since the last success was
 
 	// Written by onChange, under gobreaker's lock.
 	gen       atomic.Uint64 // counts state changes
@@ -231,7 +232,7 @@ type stateChange struct{ from, to State }
 
 func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 	b := &breaker{t: t, key: k.String()}
-	b.successes.period = int64(t.p.Window / windowBuckets)
+	b.successes.Period = int64(t.p.Window / rolling.Buckets)
 	b.timeout = t.p.OpenTimeout + time.Duration(t.p.jitter()*0.1*float64(t.p.OpenTimeout))
 	minReq := uint64(t.p.MinRequests)
 	consec := uint32(t.p.ConsecutiveFailures)
@@ -240,13 +241,13 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 		Name:         b.key,
 		MaxRequests:  uint32(t.p.HalfOpenRequests),
 		Interval:     t.p.Window,
-		BucketPeriod: t.p.Window / windowBuckets,
+		BucketPeriod: t.p.Window / rolling.Buckets,
 		Timeout:      b.timeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			if c.ConsecutiveFailures >= consec {
 				return true
 			}
-			n := uint64(c.TotalFailures) + uint64(b.successes.sum(t.since()))
+			n := uint64(c.TotalFailures) + uint64(b.successes.Sum(t.since()))
 			return n >= minReq && float64(c.TotalFailures) >= ratio*float64(n)
 		},
 		OnStateChange: b.onChange,
@@ -315,7 +316,7 @@ func (t *breakerTransport) sendClosed(req *http.Request, b *breaker, gen uint64)
 	reported = true
 	switch outcome {
 	case nil:
-		b.successes.add(t.since())
+		b.successes.Add(t.since())
 		if b.dirty.Load() && b.dirty.Swap(false) {
 			b.report(req.Context(), gen, nil)
 		}
@@ -386,7 +387,7 @@ func (b *breaker) onChange(_ string, from, to gobreaker.State) {
 		b.openUntil.Store(b.t.since() + int64(b.timeout))
 	}
 	if to == gobreaker.StateClosed {
-		b.successes.reset()
+		b.successes.Reset()
 	}
 	b.gen.Add(1)
 	b.state.Store(int32(to))
@@ -453,49 +454,3 @@ var _ telemetry.Gauge = (*breakerTransport)(nil)
 func (t *breakerTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
 
 // windowBuckets is how many buckets a rolling Window has.
-const windowBuckets = 10
-
-// window counts events over a rolling window without a lock: one counter
-// per bucket, reset by the first add of a new bucket period. An add racing
-// that reset may be lost; the count is a rate, not a ledger.
-type window struct {
-	period  int64 // bucket length in nanoseconds; 0 counts forever
-	buckets [windowBuckets]struct {
-		slot atomic.Int64 // the bucket period this counter is for
-		n    atomic.Int64
-	}
-}
-
-func (w *window) slot(now int64) int64 {
-	if w.period <= 0 {
-		return 0
-	}
-	return now / w.period
-}
-
-func (w *window) add(now int64) {
-	s := w.slot(now)
-	bk := &w.buckets[s%windowBuckets]
-	if old := bk.slot.Load(); old != s && bk.slot.CompareAndSwap(old, s) {
-		bk.n.Store(0)
-	}
-	bk.n.Add(1)
-}
-
-func (w *window) sum(now int64) int64 {
-	s := w.slot(now)
-	var n int64
-	for i := range w.buckets {
-		bk := &w.buckets[i]
-		if s-bk.slot.Load() < windowBuckets {
-			n += bk.n.Load()
-		}
-	}
-	return n
-}
-
-func (w *window) reset() {
-	for i := range w.buckets {
-		w.buckets[i].n.Store(0)
-	}
-}
