@@ -21,6 +21,7 @@ import (
 
 	"github.com/resilient-go/resilient"
 	"github.com/resilient-go/resilient/internal/telemetry"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // fakeTimer records the delays the stage waits for and fires at once.
@@ -127,7 +128,7 @@ func readBody(t *testing.T, resp *http.Response) string {
 }
 
 func TestRetryTwo503sThenOKOnOneConnection(t *testing.T) {
-	srv, hits, conns := countingServer(t, statusSequence(503, 503, 200))
+	srv := resilienttest.NewServer(t, resilienttest.FailFirst(2, 503), resilienttest.Respond(200, "response 3"))
 	p, ft, rec := fastPolicy(resilient.RetryPolicy{})
 	var seen []int
 	p.OnRetry = func(req *http.Request, n int, d time.Duration, resp *http.Response, err error) {
@@ -146,8 +147,8 @@ func TestRetryTwo503sThenOKOnOneConnection(t *testing.T) {
 	if got := readBody(t, resp); resp.StatusCode != 200 || got != "response 3" {
 		t.Errorf("got %d %q, want 200 %q", resp.StatusCode, got, "response 3")
 	}
-	if hits.Load() != 3 || conns.Load() != 1 {
-		t.Errorf("%d requests over %d connections, want 3 over 1", hits.Load(), conns.Load())
+	if srv.Count() != 3 || srv.Conns() != 1 {
+		t.Errorf("%d requests over %d connections, want 3 over 1", srv.Count(), srv.Conns())
 	}
 	if fmt.Sprint(at.nos) != "[1 2 3]" || fmt.Sprint(seen) != "[1 2]" {
 		t.Errorf("attempt numbers below %v, OnRetry %v; want [1 2 3], [1 2]", at.nos, seen)
@@ -161,7 +162,9 @@ func TestRetryTwo503sThenOKOnOneConnection(t *testing.T) {
 }
 
 func TestRetryExhaustedReturnsLastResponse(t *testing.T) {
-	srv, hits, _ := countingServer(t, statusSequence(503))
+	srv := resilienttest.NewServer(t,
+		resilienttest.OnRequests(4, 4, resilienttest.Respond(503, "response 4")),
+		resilienttest.Respond(503, "an earlier response"))
 	p, _, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 4})
 	resp, err := retryClient(t, p).Get(srv.URL)
 	if err != nil {
@@ -170,8 +173,8 @@ func TestRetryExhaustedReturnsLastResponse(t *testing.T) {
 	if got := readBody(t, resp); resp.StatusCode != 503 || got != "response 4" {
 		t.Errorf("got %d %q, want the last 503 with its body", resp.StatusCode, got)
 	}
-	if hits.Load() != 4 {
-		t.Errorf("%d requests, want 4", hits.Load())
+	if srv.Count() != 4 {
+		t.Errorf("%d requests, want 4", srv.Count())
 	}
 }
 
@@ -185,58 +188,52 @@ func TestRetryStatuses(t *testing.T) {
 		{404, false}, {409, false}, {422, false}, {501, false}, {505, false},
 	} {
 		t.Run(fmt.Sprint(tc.code), func(t *testing.T) {
-			srv, hits, _ := countingServer(t, statusSequence(tc.code, 200))
+			srv := resilienttest.NewServer(t, resilienttest.FailFirst(1, tc.code))
 			p, _, _ := fastPolicy(resilient.RetryPolicy{})
 			resp, err := retryClient(t, p).Get(srv.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
 			readBody(t, resp)
-			want, wantCode := int64(1), tc.code
+			want, wantCode := 1, tc.code
 			if tc.retry {
 				want, wantCode = 2, 200
 			}
-			if hits.Load() != want || resp.StatusCode != wantCode {
-				t.Errorf("%d requests ending in %d, want %d ending in %d", hits.Load(), resp.StatusCode, want, wantCode)
+			if srv.Count() != want || resp.StatusCode != wantCode {
+				t.Errorf("%d requests ending in %d, want %d ending in %d", srv.Count(), resp.StatusCode, want, wantCode)
 			}
 		})
 	}
 }
 
-// echoServer records each request's idempotency key and body.
-func echoServer(t *testing.T, codes ...int) (*httptest.Server, *[]string, *sync.Mutex) {
-	var mu sync.Mutex
+// keysAndBodies lists each request the server got as "<idempotency key>|<body>".
+func keysAndBodies(srv *resilienttest.Server) []string {
 	var got []string
-	seq := statusSequence(codes...)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		got = append(got, r.Header.Get("Idempotency-Key")+r.Header.Get("X-Idempotency-Key")+"|"+string(b))
-		mu.Unlock()
-		seq(w, r)
-	})
-	return srv, &got, &mu
+	for _, r := range srv.Requests() {
+		got = append(got, r.Header.Get("Idempotency-Key")+r.Header.Get("X-Idempotency-Key")+"|"+string(r.Body))
+	}
+	return got
 }
 
 func TestRetryPOSTWithoutKeySentOnce(t *testing.T) {
-	srv, got, mu := echoServer(t, 503, 200)
+	srv := resilienttest.NewServer(t, resilienttest.FailFirst(1, 503))
 	p, _, _ := fastPolicy(resilient.RetryPolicy{})
 	resp, err := retryClient(t, p).Post(srv.URL, "text/plain", strings.NewReader("charge"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	readBody(t, resp)
-	mu.Lock()
-	defer mu.Unlock()
-	if resp.StatusCode != 503 || len(*got) != 1 {
-		t.Errorf("status %d after %d requests, want the 503 after 1", resp.StatusCode, len(*got))
+	if got := keysAndBodies(srv); resp.StatusCode != 503 || fmt.Sprint(got) != "[|charge]" {
+		t.Errorf("status %d, server saw %v; want the 503 after one request", resp.StatusCode, got)
 	}
 }
 
 func TestRetryPOSTWithKeyReplaysKeyAndBody(t *testing.T) {
 	for _, h := range []string{"Idempotency-Key", "X-Idempotency-Key"} {
 		t.Run(h, func(t *testing.T) {
-			srv, got, mu := echoServer(t, 503, 502, 200)
+			srv := resilienttest.NewServer(t,
+				resilienttest.OnRequests(1, 1, resilienttest.Status(503)),
+				resilienttest.OnRequests(2, 2, resilienttest.Status(502)))
 			p, _, _ := fastPolicy(resilient.RetryPolicy{})
 			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("charge 10"))
 			req.Header.Set(h, "k-123")
@@ -245,11 +242,9 @@ func TestRetryPOSTWithKeyReplaysKeyAndBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			readBody(t, resp)
-			mu.Lock()
-			defer mu.Unlock()
 			want := "[k-123|charge 10 k-123|charge 10 k-123|charge 10]"
-			if resp.StatusCode != 200 || fmt.Sprint(*got) != want {
-				t.Errorf("status %d, server saw %v; want 200 after %s", resp.StatusCode, *got, want)
+			if got := keysAndBodies(srv); resp.StatusCode != 200 || fmt.Sprint(got) != want {
+				t.Errorf("status %d, server saw %v; want 200 after %s", resp.StatusCode, got, want)
 			}
 		})
 	}
@@ -259,7 +254,7 @@ func TestRetryPOSTWithKeyReplaysKeyAndBody(t *testing.T) {
 type onceReader struct{ io.Reader }
 
 func TestRetryUnreplayableBodySentOnce(t *testing.T) {
-	srv, got, mu := echoServer(t, 503, 200)
+	srv := resilienttest.NewServer(t, resilienttest.FailFirst(1, 503))
 	p, _, _ := fastPolicy(resilient.RetryPolicy{})
 	req, _ := http.NewRequest(http.MethodPut, srv.URL, onceReader{strings.NewReader("stream")})
 	resp, err := retryClient(t, p).Do(req)
@@ -267,15 +262,13 @@ func TestRetryUnreplayableBodySentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	readBody(t, resp)
-	mu.Lock()
-	defer mu.Unlock()
-	if resp.StatusCode != 503 || fmt.Sprint(*got) != "[|stream]" {
-		t.Errorf("status %d, server saw %v; want the 503 after one full body", resp.StatusCode, *got)
+	if got := keysAndBodies(srv); resp.StatusCode != 503 || fmt.Sprint(got) != "[|stream]" {
+		t.Errorf("status %d, server saw %v; want the 503 after one full body", resp.StatusCode, got)
 	}
 }
 
 func TestRetryGetBodyFailureReturnsLastResponse(t *testing.T) {
-	srv, hits, _ := countingServer(t, statusSequence(503, 200))
+	srv := resilienttest.NewServer(t, resilienttest.OnRequests(1, 1, resilienttest.Respond(503, "response 1")))
 	p, _, _ := fastPolicy(resilient.RetryPolicy{})
 	req, _ := http.NewRequest(http.MethodPut, srv.URL, strings.NewReader("x"))
 	req.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("gone") }
@@ -283,49 +276,47 @@ func TestRetryGetBodyFailureReturnsLastResponse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readBody(t, resp); resp.StatusCode != 503 || got != "response 1" || hits.Load() != 1 {
-		t.Errorf("got %d %q after %d requests, want the first 503", resp.StatusCode, got, hits.Load())
+	if got := readBody(t, resp); resp.StatusCode != 503 || got != "response 1" || srv.Count() != 1 {
+		t.Errorf("got %d %q after %d requests, want the first 503", resp.StatusCode, got, srv.Count())
 	}
 }
 
-func retryAfterServer(t *testing.T, code int, value func() string) (*httptest.Server, *atomic.Int64) {
-	var hits atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if hits.Add(1) == 1 {
-			w.Header().Set("Retry-After", value())
-			w.WriteHeader(code)
-			io.WriteString(w, "slow down")
-			return
-		}
-		io.WriteString(w, "ok")
-	})
-	return srv, &hits
+// retryAfterServer answers the first request with code, "slow down" and the
+// Retry-After header retryAfter sets, and the others with 200 "OK".
+func retryAfterServer(t *testing.T, code int, retryAfter resilienttest.Fault) *resilienttest.Server {
+	t.Helper()
+	return resilienttest.NewServer(t, resilienttest.OnRequests(1, 1, retryAfter, resilienttest.Respond(code, "slow down")))
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		code     int
-		value    func() string
-		min, max time.Duration
+		name       string
+		code       int
+		retryAfter func() resilienttest.Fault // called just before the request
+		min, max   time.Duration
 	}{
-		{"seconds on 503", 503, func() string { return "7" }, 7 * time.Second, 7 * time.Second},
-		{"seconds on 429", 429, func() string { return "0" }, 0, 0},
-		{"date on 429", 429, func() string { return time.Now().Add(10 * time.Second).UTC().Format(http.TimeFormat) },
+		{"seconds on 503", 503, func() resilienttest.Fault { return resilienttest.RetryAfter(7 * time.Second) },
+			7 * time.Second, 7 * time.Second},
+		{"seconds on 429", 429, func() resilienttest.Fault { return resilienttest.RetryAfter(0) }, 0, 0},
+		{"date on 429", 429, func() resilienttest.Fault { return resilienttest.RetryAfterDate(time.Now().Add(10 * time.Second)) },
 			8 * time.Second, 10 * time.Second},
-		{"past date", 503, func() string { return "Wed, 21 Oct 2015 07:28:00 GMT" }, 0, 0},
-		{"ignored on 500", 500, func() string { return "20" }, 0, 100 * time.Millisecond},
-		{"garbage", 503, func() string { return "soon" }, 0, 100 * time.Millisecond},
+		{"past date", 503, func() resilienttest.Fault {
+			return resilienttest.RetryAfterDate(time.Date(2015, 10, 21, 7, 28, 0, 0, time.UTC))
+		}, 0, 0},
+		{"ignored on 500", 500, func() resilienttest.Fault { return resilienttest.RetryAfter(20 * time.Second) },
+			0, 100 * time.Millisecond},
+		{"garbage", 503, func() resilienttest.Fault { return resilienttest.Header("Retry-After", "soon") },
+			0, 100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, hits := retryAfterServer(t, tc.code, tc.value)
+			srv := retryAfterServer(t, tc.code, tc.retryAfter())
 			p, ft, rec := fastPolicy(resilient.RetryPolicy{})
 			resp, err := retryClient(t, p).Get(srv.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readBody(t, resp); got != "ok" || hits.Load() != 2 {
-				t.Fatalf("got %q after %d requests, want ok after 2", got, hits.Load())
+			if got := readBody(t, resp); got != "OK" || srv.Count() != 2 {
+				t.Fatalf("got %q after %d requests, want OK after 2", got, srv.Count())
 			}
 			d := ft.got()
 			if len(d) > 1 || len(d) == 1 && (d[0] < tc.min || d[0] > tc.max) || len(d) == 0 && tc.min > 0 {
@@ -345,22 +336,22 @@ func TestRetryAfterHonoured(t *testing.T) {
 func TestRetryAfterTooLongReturnedAtOnce(t *testing.T) {
 	for _, v := range []string{"3600", "31", "99999999999999999999999", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)} {
 		t.Run(v, func(t *testing.T) {
-			srv, hits := retryAfterServer(t, 503, func() string { return v })
+			srv := retryAfterServer(t, 503, resilienttest.Header("Retry-After", v))
 			p, ft, _ := fastPolicy(resilient.RetryPolicy{})
 			resp, err := retryClient(t, p).Get(srv.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := readBody(t, resp); resp.StatusCode != 503 || got != "slow down" || hits.Load() != 1 || len(ft.got()) != 0 {
+			if got := readBody(t, resp); resp.StatusCode != 503 || got != "slow down" || srv.Count() != 1 || len(ft.got()) != 0 {
 				t.Errorf("got %d %q after %d requests and waits %v, want the 503 at once",
-					resp.StatusCode, got, hits.Load(), ft.got())
+					resp.StatusCode, got, srv.Count(), ft.got())
 			}
 		})
 	}
 }
 
 func TestRetryCancelDuringBackoff(t *testing.T) {
-	srv, hits := retryAfterServer(t, 503, func() string { return "20" })
+	srv := retryAfterServer(t, 503, resilienttest.RetryAfter(20*time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var cancelled time.Time
@@ -381,8 +372,8 @@ func TestRetryCancelDuringBackoff(t *testing.T) {
 		t.Errorf("returned %v after start, %v after cancel; want within milliseconds of the cancel",
 			el, time.Since(cancelled))
 	}
-	if hits.Load() != 1 {
-		t.Errorf("%d requests, want 1", hits.Load())
+	if srv.Count() != 1 {
+		t.Errorf("%d requests, want 1", srv.Count())
 	}
 }
 
@@ -404,7 +395,7 @@ func TestRetryDeadlineAwareBackoff(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, hits := retryAfterServer(t, tc.code, func() string { return "1" })
+			srv := retryAfterServer(t, tc.code, resilienttest.RetryAfter(time.Second))
 			tr := &http.Transport{}
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: resilient.Chain(tr, append(tc.outer, resilient.Retry(tc.p))...)}
@@ -421,8 +412,8 @@ func TestRetryDeadlineAwareBackoff(t *testing.T) {
 				t.Fatal(err)
 			}
 			el := time.Since(start)
-			if got := readBody(t, resp); resp.StatusCode != tc.code || got != "slow down" || hits.Load() != 1 {
-				t.Errorf("got %d %q after %d requests, want the first response", resp.StatusCode, got, hits.Load())
+			if got := readBody(t, resp); resp.StatusCode != tc.code || got != "slow down" || srv.Count() != 1 {
+				t.Errorf("got %d %q after %d requests, want the first response", resp.StatusCode, got, srv.Count())
 			}
 			if el > 250*time.Millisecond {
 				t.Errorf("took %v, want an answer before the deadline", el)
@@ -433,7 +424,7 @@ func TestRetryDeadlineAwareBackoff(t *testing.T) {
 
 func TestRetryCallerDeadlineNotRetried(t *testing.T) {
 	var at attempts
-	srv := newServer(t, hang(t))
+	srv := resilienttest.NewServer(t, resilienttest.Hang())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -442,8 +433,8 @@ func TestRetryCallerDeadlineNotRetried(t *testing.T) {
 	if resp != nil {
 		resp.Body.Close()
 	}
-	if !errors.Is(err, context.DeadlineExceeded) || at.n() != 1 {
-		t.Errorf("got %v after %d attempts, want the caller's deadline after 1", err, at.n())
+	if !errors.Is(err, context.DeadlineExceeded) || at.n() != 1 || srv.Count() != 1 {
+		t.Errorf("got %v after %d attempts (%d requests), want the caller's deadline after 1", err, at.n(), srv.Count())
 	}
 }
 
@@ -464,49 +455,29 @@ func TestRetryCallerCancelDuringAttemptReturnsResponse(t *testing.T) {
 }
 
 func TestRetryAttemptTimeoutRetried(t *testing.T) {
-	var n atomic.Int64
-	done := make(chan struct{})
-	defer close(done)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			select {
-			case <-r.Context().Done():
-			case <-done:
-			}
-			return
-		}
-		io.WriteString(w, "ok")
-	})
+	srv := resilienttest.NewServer(t, resilienttest.OnRequests(1, 1, resilienttest.Hang()))
 	p, _, _ := fastPolicy(resilient.RetryPolicy{})
 	resp, err := retryClient(t, p, resilient.Timeout(50*time.Millisecond)).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readBody(t, resp); got != "ok" || n.Load() != 2 {
-		t.Errorf("got %q after %d requests, want ok after 2", got, n.Load())
+	if got := readBody(t, resp); got != "OK" || srv.Count() != 2 {
+		t.Errorf("got %q after %d requests, want OK after 2", got, srv.Count())
 	}
 }
 
 func TestRetryDroppedConnectionRetried(t *testing.T) {
-	var n atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) <= 2 {
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				conn.Close()
-			}
-			return
-		}
-		io.WriteString(w, "ok")
-	})
+	// Each reset ends its connection, so no attempt rides a reused one and
+	// net/http never resends on its own: the server sees every attempt.
+	srv := resilienttest.NewServer(t, resilienttest.OnRequests(1, 2, resilienttest.ResetConn()))
 	var at attempts
 	p, _, _ := fastPolicy(resilient.RetryPolicy{})
 	resp, err := retryClient(t, p, at.stage).Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readBody(t, resp); got != "ok" || at.n() != 3 {
-		t.Errorf("got %q after %d attempts, want ok after 3", got, at.n())
+	if got := readBody(t, resp); got != "OK" || at.n() != 3 || srv.Count() != 3 {
+		t.Errorf("got %q after %d attempts (%d requests), want OK after 3", got, at.n(), srv.Count())
 	}
 }
 
@@ -567,9 +538,7 @@ func TestRetryHappyPathPassesRequestAndResponseThrough(t *testing.T) {
 }
 
 func TestRetryBackOffStopAndJitterBounds(t *testing.T) {
-	base := rtFunc(func(*http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 503, Body: http.NoBody}, nil
-	})
+	base := resilienttest.NewTransport(resilienttest.Status(503))
 	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
 
 	var calls int
@@ -579,13 +548,16 @@ func TestRetryBackOffStopAndJitterBounds(t *testing.T) {
 	}})
 	var at attempts
 	resp, _ := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
-	if resp.StatusCode != 503 || at.n() != 1 || calls != 1 {
+	if resp.StatusCode != 503 || at.n() != 1 || base.Count() != 1 || calls != 1 {
 		t.Errorf("backoff.Stop: %d attempts, %d BackOffs; want 1 and 1", at.n(), calls)
 	}
+	resp.Body.Close()
 
 	p, ft, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 7, InitialDelay: 10 * time.Millisecond, MaxDelay: 30 * time.Millisecond})
 	for range 20 {
-		resilient.Chain(base, resilient.Retry(p)).RoundTrip(req)
+		if resp, err := resilient.Chain(base, resilient.Retry(p)).RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
 	}
 	caps := []time.Duration{10, 20, 30, 30, 30, 30}
 	d := ft.got()
@@ -594,24 +566,25 @@ func TestRetryBackOffStopAndJitterBounds(t *testing.T) {
 			t.Errorf("retry %d waited %v, want [0, %v)", i%len(caps)+1, v, c)
 		}
 	}
-	if len(d) != 20*len(caps) {
-		t.Errorf("%d waits, want %d", len(d), 20*len(caps))
+	if len(d) != 20*len(caps) || base.Count() != 1+20*7 {
+		t.Errorf("%d waits over %d requests, want %d over %d", len(d), base.Count(), 20*len(caps), 1+20*7)
 	}
 }
 
 func TestRetryBudgetRefuses(t *testing.T) {
 	b := &resilient.RetryBudget{Ratio: 1, MinPerSecond: 1} // a reserve of 10 retries
 	resilient.SetBudgetClock(b, func() time.Duration { return 0 })
-	base := rtFunc(func(*http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 503, Body: http.NoBody}, nil
-	})
+	base := resilienttest.NewTransport(resilienttest.Status(503))
 	var at attempts
 	p, _, rec := fastPolicy(resilient.RetryPolicy{MaxAttempts: 100, Budget: b})
 	req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
 	resp, err := resilient.Chain(base, resilient.Retry(p), at.stage).RoundTrip(req)
 	// The call earns one retry on top of the reserve of 10.
-	if err != nil || resp.StatusCode != 503 || at.n() != 12 {
+	if err != nil || resp.StatusCode != 503 || at.n() != 12 || base.Count() != 12 {
 		t.Errorf("got %v, %v after %d attempts, want the 503 after 12", resp, err, at.n())
+	}
+	if err == nil {
+		resp.Body.Close()
 	}
 	if n := rec.count(telemetry.BudgetExhausted); n != 1 {
 		t.Errorf("%d BudgetExhausted events, want 1", n)
@@ -647,8 +620,8 @@ func TestRetryPolicyPanics(t *testing.T) {
 }
 
 func TestRetryOneAttemptIsNoStage(t *testing.T) {
-	base := rtFunc(func(*http.Request) (*http.Response, error) { return nil, nil })
-	if rt := resilient.Retry(resilient.RetryPolicy{MaxAttempts: 1})(base); fmt.Sprintf("%p", rt) != fmt.Sprintf("%p", base) {
+	base := resilienttest.NewTransport()
+	if rt := resilient.Retry(resilient.RetryPolicy{MaxAttempts: 1})(base); rt != http.RoundTripper(base) {
 		t.Errorf("MaxAttempts 1 added a stage")
 	}
 }
@@ -657,13 +630,13 @@ func TestWithRetryInStandardPipeline(t *testing.T) {
 	for _, tc := range []struct {
 		opts []resilient.Option
 		want int
-		hits int64
+		hits int
 	}{
 		{[]resilient.Option{resilient.WithRetry(resilient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond})}, 200, 3},
 		{[]resilient.Option{resilient.Without(resilient.StageRetry)}, 503, 1},
 		{[]resilient.Option{resilient.WithRetry(resilient.RetryPolicy{MaxAttempts: 2, InitialDelay: time.Millisecond})}, 503, 2},
 	} {
-		srv, hits, _ := countingServer(t, statusSequence(503, 503, 200))
+		srv := resilienttest.NewServer(t, resilienttest.FailFirst(2, 503))
 		tr := &http.Transport{}
 		c := &http.Client{Transport: resilient.NewTransport(tr, tc.opts...)}
 		resp, err := c.Get(srv.URL)
@@ -671,8 +644,8 @@ func TestWithRetryInStandardPipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		readBody(t, resp)
-		if resp.StatusCode != tc.want || hits.Load() != tc.hits {
-			t.Errorf("got %d after %d requests, want %d after %d", resp.StatusCode, hits.Load(), tc.want, tc.hits)
+		if resp.StatusCode != tc.want || srv.Count() != tc.hits {
+			t.Errorf("got %d after %d requests, want %d after %d", resp.StatusCode, srv.Count(), tc.want, tc.hits)
 		}
 		c.CloseIdleConnections()
 	}
@@ -682,10 +655,8 @@ func TestWithRetryInStandardPipeline(t *testing.T) {
 // and the budget keeps the load near what the callers send.
 func TestRetryAmplification(t *testing.T) {
 	const goroutines, perG, calls = 50, 40, 50 * 40
-	run := func(t *testing.T, budget *resilient.RetryBudget) (hits int64, took time.Duration) {
-		srv, h, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		})
+	run := func(t *testing.T, budget *resilient.RetryBudget) (hits int, took time.Duration) {
+		srv := resilienttest.NewServer(t, resilienttest.Status(http.StatusServiceUnavailable))
 		tr := &http.Transport{MaxIdleConnsPerHost: goroutines}
 		defer tr.CloseIdleConnections()
 		p := resilient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Budget: budget}
@@ -706,14 +677,14 @@ func TestRetryAmplification(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		return h.Load(), time.Since(start)
+		return srv.Count(), time.Since(start)
 	}
 
 	without, _ := run(t, &resilient.RetryBudget{Unlimited: true})
 	with, took := run(t, nil)
 	// The floor is 10 retries/s: a window's worth, plus one per second the
 	// run outlasts it.
-	floor := 10 * (10 + int64(max(0, took-10*time.Second)/time.Second+1))
+	floor := 10 * (10 + int(max(0, took-10*time.Second)/time.Second+1))
 	t.Logf("%d calls, 3 attempts, always 503: server saw %d requests without a budget, %d with (%.2fx; bound %d, %v)",
 		calls, without, with, float64(with)/calls, calls*12/10+floor, took.Round(time.Millisecond))
 	if without != 3*calls {
