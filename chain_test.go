@@ -1,7 +1,6 @@
 package resilient_test
 
 import (
-	"github.com/resilient-go/resilient/resilienttest"
 	"io"
 	"net/http"
 	"reflect"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // tracer is a stage that notes its name on the way down.
@@ -27,10 +27,8 @@ func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { re
 
 func TestChainFirstStageIsOutermost(t *testing.T) {
 	var trail []string
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		trail = append(trail, "base")
-		return memTransport{}.RoundTrip(req)
-	})
+	mem := resilienttest.NewTransport()
+	base := tracer("base", &trail)(mem)
 	rt := resilient.Chain(base, tracer("a", &trail), nil, tracer("b", &trail), tracer("c", &trail))
 	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
 	resp, err := rt.RoundTrip(req)
@@ -38,8 +36,8 @@ func TestChainFirstStageIsOutermost(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if want := []string{"a", "b", "c", "base"}; !reflect.DeepEqual(trail, want) {
-		t.Errorf("order = %v, want %v", trail, want)
+	if want := []string{"a", "b", "c", "base"}; !reflect.DeepEqual(trail, want) || mem.Count() != 1 {
+		t.Errorf("order = %v over %d requests, want %v over 1", trail, mem.Count(), want)
 	}
 }
 
@@ -75,19 +73,15 @@ func TestCloseIdleConnectionsReachesBase(t *testing.T) {
 }
 
 func TestNewTransportWrapsCustomBase(t *testing.T) {
-	var seen int
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		seen++
-		return memTransport{}.RoundTrip(req)
-	})
+	base := resilienttest.NewTransport()
 	c := &http.Client{Transport: resilient.NewTransport(base)}
 	resp, err := c.Get("http://example.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if seen != 1 {
-		t.Errorf("custom base saw %d requests, want 1", seen)
+	if n := base.Count(); n != 1 {
+		t.Errorf("custom base saw %d requests, want 1", n)
 	}
 	if _, ok := resp.Request.Context().Deadline(); !ok {
 		t.Error("the base got a request without the pipeline's deadline")
@@ -95,10 +89,12 @@ func TestNewTransportWrapsCustomBase(t *testing.T) {
 }
 
 func TestWithoutSwitchesStagesOff(t *testing.T) {
+	// The wrapper keeps the request the base got, context and all.
 	var got *http.Request
+	mem := resilienttest.NewTransport()
 	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		got = req
-		return memTransport{}.RoundTrip(req)
+		return mem.RoundTrip(req)
 	})
 	rt := resilient.NewTransport(base, resilient.Without(resilient.StageTotalTimeout, resilient.StageAttemptTimeout))
 	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
@@ -107,8 +103,8 @@ func TestWithoutSwitchesStagesOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if _, ok := got.Context().Deadline(); ok {
-		t.Error("timeouts switched off, yet the base saw a deadline")
+	if _, ok := got.Context().Deadline(); ok || mem.Count() != 1 {
+		t.Errorf("timeouts switched off; the base saw a deadline: %v, over %d requests (want 1)", ok, mem.Count())
 	}
 }
 
@@ -130,9 +126,10 @@ func TestTimeoutOptionsPanicOnNonPositive(t *testing.T) {
 
 func TestStandardPipelineAttemptDeadlineInsideTotal(t *testing.T) {
 	var got *http.Request
+	mem := resilienttest.NewTransport()
 	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		got = req
-		return memTransport{}.RoundTrip(req)
+		return mem.RoundTrip(req)
 	})
 	rt := resilient.NewTransport(base, resilient.WithTotalTimeout(time.Hour), resilient.WithAttemptTimeout(time.Minute))
 	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
@@ -143,8 +140,8 @@ func TestStandardPipelineAttemptDeadlineInsideTotal(t *testing.T) {
 	}
 	resp.Body.Close()
 	d, ok := got.Context().Deadline()
-	if !ok || d.Sub(start) > 2*time.Minute {
-		t.Errorf("base deadline %v after start, want the 1 minute attempt timeout", d.Sub(start))
+	if !ok || d.Sub(start) > 2*time.Minute || mem.Count() != 1 {
+		t.Errorf("base deadline %v after start over %d requests, want the 1 minute attempt timeout over 1", d.Sub(start), mem.Count())
 	}
 }
 
