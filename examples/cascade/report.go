@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const barWidth = 20 // characters for one tick's calls
+
+func writeIntro(w io.Writer, cfg config) {
+	fmt.Fprintf(w, "A product page calls \"recommendations\", which answers in %v until its\n", queryTime)
+	fmt.Fprintf(w, "query hangs, from %s to %s of a %s run. %d users a second ask for the page;\n",
+		seconds(cfg.Healthy), seconds(cfg.Healthy+cfg.Sick), seconds(cfg.length()), cfg.Rate)
+	fmt.Fprintf(w, "each waits at most %v. All on 127.0.0.1; the same load runs twice.\n", cfg.Patience)
+}
+
+func writeChartHeader(w io.Writer) {
+	fmt.Fprintf(w, "%10s %5s %9s %6s %7s %9s   %s\n",
+		"arrived", "ok", "fallback", "error", "p95", "recs got", "█ ok  ░ fallback  x error")
+}
+
+// writeChartLine writes tick k: what happened to the calls that arrived in
+// it, how many requests recommendations received in it, and what changed.
+func writeChartLine(w io.Writer, cfg config, k int, calls []call, reached int, moves []transition) {
+	var n [3]int
+	lat := make([]time.Duration, 0, len(calls))
+	for _, c := range calls {
+		n[c.outcome]++
+		lat = append(lat, c.latency)
+	}
+	from, to := time.Duration(k)*cfg.Tick, min(time.Duration(k+1)*cfg.Tick, cfg.length())
+	span := strconv.FormatFloat(from.Seconds(), 'f', -1, 64) + "-" + seconds(to)
+	line := fmt.Sprintf("%10s %5d %9d %6d %7s %9d   %-*s", span, n[served], n[degraded], n[failed],
+		duration(percentile(lat, 0.95)), reached, barWidth, bar(n, cfg.perTick()))
+	if notes := tickNotes(cfg, from, to, moves); notes != "" {
+		line += "  " + notes
+	}
+	fmt.Fprintln(w, strings.TrimRight(line, " "))
+}
+
+// bar draws the outcomes n as barWidth characters for full calls.
+func bar(n [3]int, full int) string {
+	var b strings.Builder
+	marks := [3]string{served: "█", degraded: "░", failed: "x"}
+	sum, drawn := 0, 0
+	for o, count := range n {
+		sum += count
+		upto := int(math.Round(float64(sum) * barWidth / float64(full)))
+		for ; drawn < upto; drawn++ {
+			b.WriteString(marks[o])
+		}
+	}
+	return b.String()
+}
+
+// tickNotes says what changed in [from, to): the dependency's health and
+// the breaker's state.
+func tickNotes(cfg config, from, to time.Duration, moves []transition) string {
+	var notes []string
+	in := func(t time.Duration) bool { return t >= from && t < to }
+	if in(cfg.Healthy) {
+		notes = append(notes, "recommendations hangs")
+	}
+	if in(cfg.Healthy + cfg.Sick) {
+		notes = append(notes, "recommendations recovers")
+	}
+	if len(moves) > 0 {
+		states := []string{moves[0].from.String()}
+		for _, m := range moves {
+			states = append(states, m.to.String())
+		}
+		notes = append(notes, "breaker "+strings.Join(states, " → "))
+	}
+	return strings.Join(notes, "; ")
+}
+
+// writeComparison writes the two runs side by side.
+func writeComparison(w io.Writer, cfg config, a, b *result) {
+	row := func(label, x, y string) { fmt.Fprintf(w, "%-40s %15s %21s\n", label, x, y) }
+	count := func(r *result, o outcome) string { return strconv.Itoa(r.count(o)) }
+	sickFrom, sickUntil := cfg.Healthy, cfg.Healthy+cfg.Sick
+
+	row("", a.name, b.name)
+	row("product pages asked for", strconv.Itoa(len(a.calls)), strconv.Itoa(len(b.calls)))
+	row("  served with recommendations", count(a, served), count(b, served))
+	row("  served without them (fallback)", count(a, degraded), count(b, degraded))
+	row("  errors: the user got no page", count(a, failed), count(b, failed))
+	for _, p := range []float64{0.50, 0.95, 0.99} {
+		label := fmt.Sprintf("latency p%.0f", p*100)
+		row(label, duration(a.percentile(p, 0, cfg.length())), duration(b.percentile(p, 0, cfg.length())))
+	}
+	row("  p95 of pages asked for while it hangs",
+		duration(a.percentile(0.95, sickFrom, sickUntil)), duration(b.percentile(0.95, sickFrom, sickUntil)))
+	row("goroutines at peak (whole process)", strconv.Itoa(a.peakGoroutines), strconv.Itoa(b.peakGoroutines))
+	row("requests that reached recommendations", strconv.Itoa(a.reachedTotal()), strconv.Itoa(b.reachedTotal()))
+	row("  while it hung", strconv.Itoa(a.reachedSick), strconv.Itoa(b.reachedSick))
+}
+
+func (r *result) count(o outcome) int {
+	n := 0
+	for _, c := range r.calls {
+		if c.outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *result) reachedTotal() int {
+	n := 0
+	for _, k := range r.reached {
+		n += k
+	}
+	return n
+}
+
+// percentile is the p-th latency percentile of the calls that arrived in
+// [from, to).
+func (r *result) percentile(p float64, from, to time.Duration) time.Duration {
+	var lat []time.Duration
+	for _, c := range r.calls {
+		if c.arrived >= from && c.arrived < to {
+			lat = append(lat, c.latency)
+		}
+	}
+	return percentile(lat, p)
+}
+
+// percentile returns the nearest-rank p-th percentile of lat, which it
+// sorts; zero for none.
+func percentile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	i := int(math.Ceil(p*float64(len(lat)))) - 1
+	return lat[max(i, 0)]
+}
+
+// duration formats d with three significant digits at most.
+func duration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return strconv.FormatInt(d.Microseconds(), 10) + "µs"
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + "ms"
+	case d < time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
+}
+
+// seconds formats d as a plain number of seconds: "2s", "0.25s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
