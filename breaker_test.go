@@ -15,6 +15,7 @@ import (
 
 	"github.com/resilient-go/resilient"
 	"github.com/resilient-go/resilient/internal/telemetry"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // compartmentRT is an in-memory transport for breaker and bulkhead tests.
@@ -54,9 +55,7 @@ func noJitter(p resilient.BreakerPolicy) resilient.BreakerPolicy {
 }
 
 func TestBreakerOpensAfterFiveFailures(t *testing.T) {
-	var code, hits atomic.Int32
-	code.Store(500)
-	srv := statusServer(t, &code, &hits)
+	srv := resilienttest.NewServer(t, resilienttest.Status(500))
 	c := clientWith(resilient.CircuitBreaker(resilient.BreakerPolicy{}))
 	defer c.CloseIdleConnections()
 
@@ -88,15 +87,15 @@ func TestBreakerOpensAfterFiveFailures(t *testing.T) {
 	if el := time.Since(start); el > 100*time.Millisecond {
 		t.Errorf("100 rejections took %v", el)
 	}
-	if n := hits.Load(); n != 5 {
+	if n := srv.Count(); n != 5 {
 		t.Errorf("server saw %d calls, want 5", n)
 	}
 }
 
 func TestBreakerClientErrorsNeverTrip(t *testing.T) {
 	for _, code := range []int{400, 401, 403, 404, 409, 422} {
-		var hits int
-		rt := resilient.Chain(statusRT(code), resilient.CircuitBreaker(resilient.BreakerPolicy{}))
+		base := resilienttest.NewTransport(resilienttest.Status(code))
+		rt := resilient.Chain(base, resilient.CircuitBreaker(resilient.BreakerPolicy{}))
 		for range 50 {
 			req := httptest.NewRequest("GET", "http://api.test/", nil)
 			resp, err := rt.RoundTrip(req)
@@ -104,10 +103,9 @@ func TestBreakerClientErrorsNeverTrip(t *testing.T) {
 				t.Fatalf("%d: %v", code, err)
 			}
 			resp.Body.Close()
-			hits++
 		}
-		if hits != 50 {
-			t.Fatalf("%d: %d calls went through, want 50", code, hits)
+		if n := base.Count(); n != 50 {
+			t.Fatalf("%d: %d calls went through, want 50", code, n)
 		}
 	}
 }
@@ -115,33 +113,46 @@ func TestBreakerClientErrorsNeverTrip(t *testing.T) {
 func TestBreakerFailures(t *testing.T) {
 	tests := []struct {
 		name  string
-		rt    compartmentRT
+		fault resilienttest.Fault
 		trips bool
 	}{
-		{"429", statusRT(429), true},
-		{"503", statusRT(503), true},
-		{"transport error", func(*http.Request) (*http.Response, error) { return nil, errors.New("conn refused") }, true},
-		{"200", statusRT(200), false},
-		{"404", statusRT(404), false},
+		{"429", resilienttest.Status(429), true},
+		{"503", resilienttest.Status(503), true},
+		{"transport error", resilienttest.ResetConn(), true},
+		{"200", resilienttest.Status(200), false},
+		{"404", resilienttest.Status(404), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rt := resilient.Chain(tt.rt, resilient.CircuitBreaker(resilient.BreakerPolicy{}))
+			base := resilienttest.NewTransport(tt.fault)
+			rt := resilient.Chain(base, resilient.CircuitBreaker(resilient.BreakerPolicy{}))
 			for range 5 {
-				if _, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil)); errors.Is(err, resilient.ErrCircuitOpen) {
+				if resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil)); errors.Is(err, resilient.ErrCircuitOpen) {
 					t.Fatal("opened before 5 failures")
+				} else if err == nil {
+					resp.Body.Close()
 				}
 			}
-			_, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+			resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+			if err == nil {
+				resp.Body.Close()
+			}
 			if got := errors.Is(err, resilient.ErrCircuitOpen); got != tt.trips {
 				t.Fatalf("open after 5 = %v, want %v (err %v)", got, tt.trips, err)
+			}
+			want := 6
+			if tt.trips {
+				want = 5
+			}
+			if n := base.Count(); n != want {
+				t.Errorf("transport saw %d calls, want %d", n, want)
 			}
 		})
 	}
 }
 
 func TestBreakerAttemptTimeoutIsFailure(t *testing.T) {
-	srv := newServer(t, hang(t))
+	srv := resilienttest.NewServer(t, resilienttest.Hang())
 	c := clientWith(resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 2}),
 		resilient.Timeout(20*time.Millisecond))
 	defer c.CloseIdleConnections()
@@ -150,13 +161,13 @@ func TestBreakerAttemptTimeoutIsFailure(t *testing.T) {
 			t.Fatalf("want a timeout, got %v", err)
 		}
 	}
-	if _, err := getStatus(t, c, srv.URL); !errors.Is(err, resilient.ErrCircuitOpen) {
-		t.Fatalf("two attempt timeouts should open the breaker, got %v", err)
+	if _, err := getStatus(t, c, srv.URL); !errors.Is(err, resilient.ErrCircuitOpen) || srv.Count() != 2 {
+		t.Fatalf("two attempt timeouts should open the breaker, got %v after %d requests", err, srv.Count())
 	}
 }
 
 func TestBreakerCallerContextNotCounted(t *testing.T) {
-	srv := newServer(t, hang(t))
+	srv := resilienttest.NewServer(t, resilienttest.Hang())
 	c := clientWith(resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 2}))
 	defer c.CloseIdleConnections()
 	for i := range 6 {
@@ -178,26 +189,29 @@ func TestBreakerCallerContextNotCounted(t *testing.T) {
 			t.Fatal("hanging server answered")
 		}
 	}
+	if n := srv.Count(); n != 6 {
+		t.Errorf("server saw %d calls, want all 6", n)
+	}
 }
 
 func TestBreakerSickHostLeavesHealthyAlone(t *testing.T) {
-	var sickCode, healthyCode, sickHits, healthyHits atomic.Int32
-	sickCode.Store(500)
-	healthyCode.Store(200)
-	sick := statusServer(t, &sickCode, &sickHits)
-	healthy := statusServer(t, &healthyCode, &healthyHits)
+	sick := resilienttest.NewServer(t, resilienttest.Status(500))
+	healthy := resilienttest.NewServer(t)
 	c := clientWith(resilient.CircuitBreaker(resilient.BreakerPolicy{}))
 	defer c.CloseIdleConnections()
 	for range 10 {
 		getStatus(t, c, sick.URL)
 	}
-	if _, err := getStatus(t, c, sick.URL); !errors.Is(err, resilient.ErrCircuitOpen) {
-		t.Fatalf("sick host: %v, want open", err)
+	if _, err := getStatus(t, c, sick.URL); !errors.Is(err, resilient.ErrCircuitOpen) || sick.Count() != 5 {
+		t.Fatalf("sick host: %v after %d requests, want open after 5", err, sick.Count())
 	}
 	for range 20 {
 		if st, err := getStatus(t, c, healthy.URL); err != nil || st != 200 {
 			t.Fatalf("healthy host: %d, %v", st, err)
 		}
+	}
+	if n := healthy.Count(); n != 20 {
+		t.Errorf("healthy host saw %d calls, want 20", n)
 	}
 }
 
@@ -234,9 +248,8 @@ func (l *changeLog) String() string {
 }
 
 func TestBreakerProbeAfterOpenTimeout(t *testing.T) {
-	var code, hits atomic.Int32
-	code.Store(500)
-	srv := statusServer(t, &code, &hits)
+	// Five failures trip it; request 6 is a failed probe, 7 a good one.
+	srv := resilienttest.NewServer(t, resilienttest.FailFirst(6, 500))
 	var log changeLog
 	sink := &recordSink{}
 	p := noJitter(resilient.BreakerPolicy{OpenTimeout: 50 * time.Millisecond, OnStateChange: log.record})
@@ -260,7 +273,6 @@ func TestBreakerProbeAfterOpenTimeout(t *testing.T) {
 		t.Fatalf("a failed probe should reopen, got %v", err)
 	}
 	// A good probe closes it.
-	code.Store(200)
 	if st, err := waitProbe(t, c, srv.URL); st != 200 || err != nil {
 		t.Fatalf("probe: %d, %v", st, err)
 	}
@@ -268,6 +280,9 @@ func TestBreakerProbeAfterOpenTimeout(t *testing.T) {
 		if st, err := getStatus(t, c, srv.URL); st != 200 || err != nil {
 			t.Fatalf("after a good probe: %d, %v", st, err)
 		}
+	}
+	if n := srv.Count(); n != 17 {
+		t.Errorf("server saw %d calls, want 5 failures, 2 probes and 10 more", n)
 	}
 	want := "closed>open open>half-open half-open>open open>half-open half-open>closed"
 	if got := log.String(); got != want {
@@ -283,28 +298,25 @@ func TestBreakerProbeAfterOpenTimeout(t *testing.T) {
 }
 
 func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
-	var fail, probed atomic.Bool
-	fail.Store(true)
-	inProbe, release := make(chan struct{}), make(chan struct{})
-	base := compartmentRT(func(req *http.Request) (*http.Response, error) {
-		if fail.Load() {
-			return statusRT(500)(req)
-		}
-		if !probed.Swap(true) {
-			inProbe <- struct{}{}
-			<-release
-		}
-		return statusRT(200)(req)
-	})
+	// Five failures trip it; request 6, the probe, is held until released.
+	probe := resilienttest.Hang()
+	defer probe.Release()
+	base := resilienttest.NewTransport(resilienttest.FailFirst(5, 500), resilienttest.OnRequests(6, 6, probe))
 	rt := resilient.Chain(base, resilient.CircuitBreaker(noJitter(resilient.BreakerPolicy{OpenTimeout: 30 * time.Millisecond})))
 	call := func() error {
-		_, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+		resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+		if err == nil {
+			resp.Body.Close()
+		}
 		return err
 	}
 	for range 5 {
 		call()
 	}
-	fail.Store(false)
+	awaitCtx, stopAwait := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopAwait()
+	inProbe := make(chan error, 1)
+	go func() { inProbe <- probe.Await(awaitCtx, 1) }()
 	done := make(chan error)
 	go func() {
 		deadline := time.Now().Add(5 * time.Second)
@@ -318,7 +330,10 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 		done <- errors.New("no probe")
 	}()
 	select {
-	case <-inProbe:
+	case err := <-inProbe:
+		if err != nil {
+			t.Fatalf("the probe never arrived: %v", err)
+		}
 	case err := <-done:
 		t.Fatal(err)
 	}
@@ -327,21 +342,21 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	if !errors.As(err, &coe) || coe.ProbeIn != 0 || !strings.Contains(err.Error(), "probe in flight") {
 		t.Errorf("second call while the probe is in flight: %v", err)
 	}
-	close(release)
+	probe.Release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if err := call(); err != nil {
 		t.Fatalf("closed after the probe: %v", err)
 	}
+	if n := base.Count(); n != 7 {
+		t.Errorf("transport saw %d calls, want 5 failures, the probe and one more", n)
+	}
 }
 
 func TestBreakerCallbackReentersStage(t *testing.T) {
-	var code atomic.Int32
-	code.Store(500)
 	var c *http.Client
-	var hits atomic.Int32
-	srv := statusServer(t, &code, &hits)
+	srv := resilienttest.NewServer(t, resilienttest.Status(500))
 	var inner []string
 	var rt http.RoundTripper
 	p := resilient.BreakerPolicy{ConsecutiveFailures: 1, OnStateChange: func(key string, from, to resilient.State) {
@@ -366,12 +381,14 @@ func TestBreakerCallbackReentersStage(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("deadlock: a callback calling back into the stage never returned")
 	}
-	if len(inner) != 1 || inner[0] != "open true" {
-		t.Errorf("callback saw %q, want one change to open with the inner call rejected", inner)
+	if len(inner) != 1 || inner[0] != "open true" || srv.Count() != 1 {
+		t.Errorf("callback saw %q after %d requests, want one change to open with the inner call rejected", inner, srv.Count())
 	}
 }
 
 func TestBreakerRegistryBounded(t *testing.T) {
+	// Ad hoc: the kit's Transport records every request, which costs more
+	// than the stage over 10000 calls, and the base is beside the point.
 	rt := resilient.Chain(statusRT(200), resilient.CircuitBreaker(resilient.BreakerPolicy{}))
 	for i := range 10000 {
 		req := httptest.NewRequest("GET", fmt.Sprintf("http://h%d.test/", i), nil)
@@ -387,21 +404,19 @@ func TestBreakerRegistryBounded(t *testing.T) {
 }
 
 func TestBreakerFailureRatio(t *testing.T) {
-	var i atomic.Int32
-	base := compartmentRT(func(req *http.Request) (*http.Response, error) {
-		if i.Add(1)%2 == 0 {
-			return statusRT(500)(req)
-		}
-		return statusRT(200)(req)
-	})
+	base := resilienttest.NewTransport(resilienttest.Every(2, resilienttest.Status(500)))
 	rt := resilient.Chain(base, resilient.CircuitBreaker(resilient.BreakerPolicy{
 		ConsecutiveFailures: 100, MinRequests: 10, FailureRatio: 0.5,
 	}))
 	for n := 1; n <= 10; n++ {
-		_, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+		resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 		if err != nil {
 			t.Fatalf("call %d: %v", n, err)
 		}
+		if want := 200 + 300*(1-n%2); resp.StatusCode != want {
+			t.Fatalf("call %d: status %d, want %d", n, resp.StatusCode, want)
+		}
+		resp.Body.Close()
 	}
 	if _, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil)); !errors.Is(err, resilient.ErrCircuitOpen) {
 		t.Fatalf("5 failures in 10 calls should trip at ratio 0.5, got %v", err)
@@ -409,14 +424,17 @@ func TestBreakerFailureRatio(t *testing.T) {
 }
 
 func TestBreakerCustomKey(t *testing.T) {
-	rt := resilient.Chain(statusRT(500), resilient.CircuitBreaker(resilient.BreakerPolicy{
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Status(500)), resilient.CircuitBreaker(resilient.BreakerPolicy{
 		ConsecutiveFailures: 2,
 		Key:                 func(r *http.Request) string { return r.Header.Get("Tenant") },
 	}))
 	call := func(host, tenant string) error {
 		req := httptest.NewRequest("GET", "http://"+host+"/", nil)
 		req.Header.Set("Tenant", tenant)
-		_, err := rt.RoundTrip(req)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
 		return err
 	}
 	call("a.test", "acme")
@@ -435,16 +453,19 @@ func TestBreakerCustomKey(t *testing.T) {
 }
 
 func TestBreakerRejectionClosesRequestBody(t *testing.T) {
-	rt := resilient.Chain(statusRT(500), resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 1}))
-	rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+	base := resilienttest.NewTransport(resilienttest.Status(500))
+	rt := resilient.Chain(base, resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 1}))
+	if resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil)); err == nil {
+		resp.Body.Close()
+	}
 	b := &closeBody{Reader: strings.NewReader("payload")}
 	req := httptest.NewRequest("POST", "http://api.test/", nil)
 	req.Body = b
 	if _, err := rt.RoundTrip(req); !errors.Is(err, resilient.ErrCircuitOpen) {
 		t.Fatal(err)
 	}
-	if !b.closed.Load() {
-		t.Error("request body not closed on rejection")
+	if !b.closed.Load() || base.Count() != 1 {
+		t.Errorf("request body closed on rejection: %v; transport saw %d calls, want 1", b.closed.Load(), base.Count())
 	}
 }
 
@@ -468,8 +489,11 @@ func TestBreakerPanicBelowCountsAsFailure(t *testing.T) {
 }
 
 func TestBreakerGauge(t *testing.T) {
-	rt := resilient.Chain(statusRT(500), resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 1}))
-	rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Status(500)),
+		resilient.CircuitBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 1}))
+	if resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil)); err == nil {
+		resp.Body.Close()
+	}
 	got := map[string]int64{}
 	rt.(telemetry.Gauge).Observe(func(k string, v int64) { got[k] = v })
 	if got["http://api.test:80"] != 2 || len(got) != 1 {
@@ -510,19 +534,8 @@ func TestStateString(t *testing.T) {
 }
 
 func TestPipelineHasBreakerAndBulkhead(t *testing.T) {
-	var hits atomic.Int32
-	hold := make(chan struct{})
-	base := compartmentRT(func(req *http.Request) (*http.Response, error) {
-		hits.Add(1)
-		if req.URL.Path == "/hold" {
-			return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("x")), Request: req}, nil
-		}
-		select {
-		case <-hold:
-		default:
-		}
-		return statusRT(500)(req)
-	})
+	// The body of /hold keeps its bulkhead slot until closed.
+	base := resilienttest.NewTransport(resilienttest.OnPath("/hold", resilienttest.Respond(200, "x")), resilienttest.Status(500))
 	rt := resilient.NewTransport(base, resilient.Without(resilient.StageRetry, resilient.StageTracing),
 		resilient.WithBulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1}),
 		resilient.WithBreaker(resilient.BreakerPolicy{ConsecutiveFailures: 3}))
@@ -547,15 +560,13 @@ func TestPipelineHasBreakerAndBulkhead(t *testing.T) {
 	if _, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil)); !errors.Is(err, resilient.ErrCircuitOpen) {
 		t.Fatalf("want ErrCircuitOpen, got %v", err)
 	}
-	if n := hits.Load(); n != 4 {
+	if n := base.Count(); n != 4 {
 		t.Errorf("base saw %d calls, want 4", n)
 	}
 }
 
 func ExampleCircuitBreaker() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
+	srv := resilienttest.StartServer(resilienttest.Status(http.StatusServiceUnavailable))
 	defer srv.Close()
 
 	client := &http.Client{Transport: resilient.Chain(nil,
