@@ -29,15 +29,6 @@ func statusRT(code int) compartmentRT {
 	}
 }
 
-// statusServer answers with the status in code and counts its hits.
-func statusServer(t *testing.T, code *atomic.Int32, hits *atomic.Int32) *httptest.Server {
-	t.Helper()
-	return newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.WriteHeader(int(code.Load()))
-	})
-}
-
 func getStatus(t *testing.T, c *http.Client, u string) (int, error) {
 	t.Helper()
 	resp, err := c.Get(u)

@@ -15,39 +15,16 @@ import (
 
 	"github.com/resilient-go/resilient"
 	"github.com/resilient-go/resilient/internal/telemetry"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
-// gate is a handler that blocks until released, announcing each arrival.
-type gate struct {
-	arrived chan struct{}
-	release chan struct{}
-	once    sync.Once
-}
-
-func newGate(t *testing.T) *gate {
-	g := &gate{arrived: make(chan struct{}, 16), release: make(chan struct{})}
-	t.Cleanup(g.open)
-	return g
-}
-
-func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
-
-func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.arrived <- struct{}{}
-	select {
-	case <-g.release:
-	case <-r.Context().Done():
-	}
-}
-
-func (g *gate) wait(t *testing.T, n int) {
+// awaitHeld waits until h holds n requests at once, bounded by 5 s.
+func awaitHeld(t *testing.T, h *resilienttest.HangFault, n int) {
 	t.Helper()
-	for range n {
-		select {
-		case <-g.arrived:
-		case <-time.After(5 * time.Second):
-			t.Fatal("calls never reached the server")
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Await(ctx, n); err != nil {
+		t.Fatalf("%d of %d calls reached the server: %v", h.Waiting(), n, err)
 	}
 }
 
@@ -56,8 +33,8 @@ func bodyRT(req *http.Request) (*http.Response, error) {
 }
 
 func TestBulkheadFullRejectsAtOnce(t *testing.T) {
-	g := newGate(t)
-	srv := newServer(t, g.ServeHTTP)
+	held := resilienttest.Hang()
+	srv := resilienttest.NewServer(t, held)
 	c := clientWith(resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 2}))
 	defer c.CloseIdleConnections()
 	var wg sync.WaitGroup
@@ -68,7 +45,7 @@ func TestBulkheadFullRejectsAtOnce(t *testing.T) {
 			}
 		})
 	}
-	g.wait(t, 2)
+	awaitHeld(t, held, 2)
 	start := time.Now()
 	_, err := getStatus(t, c, srv.URL)
 	el := time.Since(start)
@@ -82,15 +59,19 @@ func TestBulkheadFullRejectsAtOnce(t *testing.T) {
 	if el > time.Second {
 		t.Errorf("rejection took %v, want at once", el)
 	}
-	g.open()
+	held.Release()
 	wg.Wait()
 	if _, err := getStatus(t, c, srv.URL); err != nil {
 		t.Fatalf("after the calls ended: %v", err)
 	}
+	if n := srv.Count(); n != 3 {
+		t.Errorf("server saw %d calls, want 3: the rejected one never sent", n)
+	}
 }
 
 func TestBulkheadBodyHoldsSlot(t *testing.T) {
-	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1}))
+	base := resilienttest.NewTransport(resilienttest.Respond(200, "hello"))
+	rt := resilient.Chain(base, resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1}))
 	call := func() (*http.Response, error) {
 		return rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	}
@@ -127,10 +108,13 @@ func TestBulkheadBodyHoldsSlot(t *testing.T) {
 	if gauge() != 0 {
 		t.Errorf("gauge = %d after all bodies closed, want 0", gauge())
 	}
+	if n := base.Count(); n != 3 {
+		t.Errorf("transport saw %d calls, want 3: the rejected ones never sent", n)
+	}
 }
 
 func TestBulkheadMaxWaitQueues(t *testing.T) {
-	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: 10 * time.Second}))
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Respond(200, "hello")), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: 10 * time.Second}))
 	first, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +149,7 @@ func TestBulkheadMaxWaitExpires(t *testing.T) {
 	sink := &recordSink{}
 	p := resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: 30 * time.Millisecond}
 	resilient.SetBulkheadSink(&p, sink)
-	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(p))
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Respond(200, "hello")), resilient.Bulkhead(p))
 	first, _ := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	defer first.Body.Close()
 	start := time.Now()
@@ -185,7 +169,7 @@ func TestBulkheadMaxWaitExpires(t *testing.T) {
 }
 
 func TestBulkheadWaitBoundedByDeadline(t *testing.T) {
-	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: time.Minute}))
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Respond(200, "hello")), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: time.Minute}))
 	first, _ := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	defer first.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
@@ -201,7 +185,7 @@ func TestBulkheadWaitBoundedByDeadline(t *testing.T) {
 }
 
 func TestBulkheadMaxQueue(t *testing.T) {
-	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: time.Minute, MaxQueue: 1}))
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Respond(200, "hello")), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: time.Minute, MaxQueue: 1}))
 	first, _ := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
@@ -228,18 +212,16 @@ func TestBulkheadMaxQueue(t *testing.T) {
 }
 
 func TestBulkheadSlowHostLeavesHealthyAlone(t *testing.T) {
-	g := newGate(t)
-	slow := newServer(t, g.ServeHTTP)
-	var code, hits atomic.Int32
-	code.Store(200)
-	healthy := statusServer(t, &code, &hits)
+	held := resilienttest.Hang()
+	slow := resilienttest.NewServer(t, held)
+	healthy := resilienttest.NewServer(t)
 	c := clientWith(resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 2}))
 	defer c.CloseIdleConnections()
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() { getStatus(t, c, slow.URL) })
 	}
-	g.wait(t, 2)
+	awaitHeld(t, held, 2)
 	if _, err := getStatus(t, c, slow.URL); !errors.Is(err, resilient.ErrBulkheadFull) {
 		t.Errorf("slow host: %v, want full", err)
 	}
@@ -248,7 +230,10 @@ func TestBulkheadSlowHostLeavesHealthyAlone(t *testing.T) {
 			t.Fatalf("healthy host: %d, %v", st, err)
 		}
 	}
-	g.open()
+	if n := healthy.Count(); n != 5 {
+		t.Errorf("healthy host saw %d calls, want 5", n)
+	}
+	held.Release()
 	wg.Wait()
 }
 
@@ -275,7 +260,7 @@ func TestBulkheadFailuresRelease(t *testing.T) {
 }
 
 func TestBulkheadRejectionClosesRequestBody(t *testing.T) {
-	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1}))
+	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Respond(200, "hello")), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1}))
 	first, _ := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	defer first.Body.Close()
 	b := &closeBody{Reader: strings.NewReader("payload")}
@@ -290,6 +275,8 @@ func TestBulkheadRejectionClosesRequestBody(t *testing.T) {
 }
 
 func TestBulkheadRegistryKeepsBusyPools(t *testing.T) {
+	// Ad hoc: the kit's Transport records every request, which costs more
+	// than the stage over 10000 calls, and the base is beside the point.
 	rt := resilient.Chain(compartmentRT(bodyRT), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 1, MaxKeys: 2}))
 	held, err := rt.RoundTrip(httptest.NewRequest("GET", "http://busy.test/", nil))
 	if err != nil {
@@ -368,9 +355,7 @@ func TestBulkheadPolicyPanics(t *testing.T) {
 }
 
 func ExampleBulkhead() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "hello")
-	}))
+	srv := resilienttest.StartServer(resilienttest.Respond(http.StatusOK, "hello"))
 	defer srv.Close()
 
 	client := &http.Client{Transport: resilient.Chain(nil,
