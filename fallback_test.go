@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/resilient-go/resilient"
 	"github.com/resilient-go/resilient/internal/telemetry"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // fbCall records what a FallbackFunc was given.
@@ -62,17 +62,13 @@ func assertFallback(t *testing.T, resp *http.Response, err error) {
 }
 
 func TestFallbackRefusedConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	srv := resilienttest.NewServer(t)
+	srv.Close() // nothing listens there now
 
 	var fb fbCall
 	c := clientWith(resilient.Fallback(fb.static()))
 	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + addr + "/")
+	resp, err := c.Get(srv.URL)
 	assertFallback(t, resp, err)
 	var op *net.OpError
 	if fb.calls.Load() != 1 || fb.resp != nil || !errors.As(fb.err, &op) {
@@ -81,18 +77,7 @@ func TestFallbackRefusedConnection(t *testing.T) {
 }
 
 func TestFallback503ConnectionIsReused(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, strings.Repeat("busy ", 1000))
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := resilienttest.NewServer(t, resilienttest.Respond(http.StatusServiceUnavailable, strings.Repeat("busy ", 1000)))
 
 	var fb fbCall
 	c := clientWith(resilient.Fallback(fb.static()), resilient.Timeout(5*time.Second))
@@ -104,13 +89,13 @@ func TestFallback503ConnectionIsReused(t *testing.T) {
 	if fb.calls.Load() != 3 || fb.status != http.StatusServiceUnavailable || fb.err != nil {
 		t.Errorf("fallback calls %d, last status %d err %v; want 3 calls with the 503", fb.calls.Load(), fb.status, fb.err)
 	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("server saw %d connections, want 1: the 503's connection was not drained and reused", n)
+	if n, reqs := srv.Conns(), srv.Count(); n != 1 || reqs != 3 {
+		t.Errorf("server saw %d requests over %d connections, want 3 over 1: the 503's connection was not drained and reused", reqs, n)
 	}
 }
 
 func TestFallbackTimeout(t *testing.T) {
-	srv := newServer(t, hang(t))
+	srv := resilienttest.NewServer(t, resilienttest.Hang())
 	var fb fbCall
 	c := clientWith(resilient.Fallback(fb.static()), resilient.Timeout(50*time.Millisecond))
 	defer c.CloseIdleConnections()
@@ -123,8 +108,7 @@ func TestFallbackTimeout(t *testing.T) {
 }
 
 func TestFallbackOpenCircuitSendsNothing(t *testing.T) {
-	var sent atomic.Int32
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { sent.Add(1) })
+	srv := resilienttest.NewServer(t)
 	open := fbRoundTrip(func(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("breaker for %s: %w", r.URL.Host, resilient.ErrCircuitOpen)
 	})
@@ -135,18 +119,15 @@ func TestFallbackOpenCircuitSendsNothing(t *testing.T) {
 	if !errors.Is(fb.err, resilient.ErrCircuitOpen) {
 		t.Errorf("fallback got %v, want ErrCircuitOpen", fb.err)
 	}
-	if sent.Load() != 0 {
-		t.Errorf("server got %d requests, want none", sent.Load())
+	if n := srv.Count(); n != 0 {
+		t.Errorf("server got %d requests, want none", n)
 	}
 }
 
 func TestFallbackNotCalledOnSuccess(t *testing.T) {
 	for _, status := range []int{200, 204, 301, 400, 404, 499} {
-		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Location", "/x") // a 301 is not followed: see CheckRedirect
-			w.WriteHeader(status)
-			io.WriteString(w, "real")
-		})
+		// A 301 is not followed: see CheckRedirect.
+		srv := resilienttest.NewServer(t, resilienttest.Header("Location", "/x"), resilienttest.Respond(status, "real"))
 		var fb fbCall
 		c := clientWith(resilient.Fallback(fb.static()))
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -156,24 +137,22 @@ func TestFallbackNotCalledOnSuccess(t *testing.T) {
 		}
 		body := readAll(t, resp)
 		c.CloseIdleConnections()
-		if resp.StatusCode != status || (status != 204 && body != "real") || fb.calls.Load() != 0 {
-			t.Errorf("status %d: got %d %q, fallback called %d times; want the real response", status, resp.StatusCode, body, fb.calls.Load())
+		if resp.StatusCode != status || (status != 204 && body != "real") || fb.calls.Load() != 0 || srv.Count() != 1 {
+			t.Errorf("status %d: got %d %q after %d requests, fallback called %d times; want the real response", status, resp.StatusCode, body, srv.Count(), fb.calls.Load())
 		}
 	}
 }
 
 func TestFallbackFailureStatuses(t *testing.T) {
 	for _, status := range []int{429, 500, 502, 503, 504, 599} {
-		base := fbRoundTrip(func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader("x")), Request: r}, nil
-		})
+		base := resilienttest.NewTransport(resilienttest.Respond(status, "x"))
 		var fb fbCall
 		rt := resilient.Chain(base, resilient.Fallback(fb.static()))
 		req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
 		resp, err := rt.RoundTrip(req)
 		assertFallback(t, resp, err)
-		if fb.status != status {
-			t.Errorf("status %d: fallback got status %d", status, fb.status)
+		if fb.status != status || base.Count() != 1 {
+			t.Errorf("status %d: fallback got status %d after %d requests", status, fb.status, base.Count())
 		}
 	}
 }
@@ -266,23 +245,29 @@ func TestFallbackSkippedWhenCallerGaveUp(t *testing.T) {
 }
 
 func TestFallbackEmitsEvent(t *testing.T) {
-	status := 503
-	base := fbRoundTrip(func(r *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: status, Body: http.NoBody, Request: r}, nil
-	})
+	// Two 503s, for a fallback and a pass-through; then a success.
+	base := resilienttest.NewTransport(resilienttest.FailFirst(2, 503))
 	sink := &recordSink{}
 	passThrough := func(_ *http.Request, r *http.Response, err error) (*http.Response, error) { return r, err }
 	for _, f := range []resilient.FallbackFunc{resilient.StaticFallback(200, nil, ""), passThrough} {
 		rt := resilient.Chain(base, resilient.FallbackWithSink(f, sink))
 		req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
-		if _, err := rt.RoundTrip(req); err != nil {
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
 			t.Fatal(err)
 		}
+		resp.Body.Close()
 	}
-	status = 200
 	rt := resilient.Chain(base, resilient.FallbackWithSink(resilient.StaticFallback(200, nil, ""), sink))
 	req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
-	rt.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || base.Count() != 3 {
+		t.Errorf("the success: %d after %d requests, want 200 after 3", resp.StatusCode, base.Count())
+	}
 
 	if len(sink.evs) != 1 || sink.evs[0].Kind != telemetry.Fallback || sink.evs[0].Status != 503 {
 		t.Errorf("events %+v, want one Fallback event with status 503 (a pass-through or a success is no fallback)", sink.evs)
@@ -350,9 +335,7 @@ func TestFallbackNilPanics(t *testing.T) {
 }
 
 func ExampleFallback() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "overloaded", http.StatusServiceUnavailable)
-	}))
+	srv := resilienttest.StartServer(resilienttest.Respond(http.StatusServiceUnavailable, "overloaded"))
 	defer srv.Close()
 
 	canned := resilient.StaticFallback(http.StatusOK,
