@@ -106,17 +106,6 @@ func retryClient(t *testing.T, p resilient.RetryPolicy, inner ...resilient.Middl
 	return &http.Client{Transport: resilient.Chain(tr, append([]resilient.Middleware{resilient.Retry(p)}, inner...)...)}
 }
 
-// statusSequence answers with codes in turn, then with the last one; each
-// body names its request number.
-func statusSequence(codes ...int) http.HandlerFunc {
-	var n atomic.Int64
-	return func(w http.ResponseWriter, r *http.Request) {
-		i := int(n.Add(1))
-		w.WriteHeader(codes[min(i, len(codes))-1])
-		fmt.Fprintf(w, "response %d", i)
-	}
-}
-
 func readBody(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
