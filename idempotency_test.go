@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // fbRoundTrip is an in-memory transport for this file and fallback_test.go.
@@ -21,7 +21,8 @@ type fbRoundTrip func(*http.Request) (*http.Response, error)
 func (f fbRoundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // keyRecorder is a base transport that records the requests it gets and
-// reads their bodies.
+// reads their bodies. Ad hoc: unlike the kit's Transport it keeps the
+// *http.Request itself, for tests that check it is the caller's, untouched.
 type keyRecorder struct {
 	mu     sync.Mutex
 	reqs   []*http.Request
@@ -49,6 +50,16 @@ func (k *keyRecorder) last(t *testing.T) *http.Request {
 		t.Fatal("no request reached the base transport")
 	}
 	return k.reqs[len(k.reqs)-1]
+}
+
+// lastSent returns the last request tr received.
+func lastSent(t *testing.T, tr *resilienttest.Transport) resilienttest.Request {
+	t.Helper()
+	reqs := tr.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("no request reached the base transport")
+	}
+	return reqs[len(reqs)-1]
 }
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -155,15 +166,23 @@ func TestIdempotencyKeyLeavesCallersRequestAlone(t *testing.T) {
 }
 
 func TestIdempotencyKeysUnique(t *testing.T) {
-	base := &keyRecorder{}
+	base := resilienttest.NewTransport()
 	rt := resilient.Chain(base, resilient.IdempotencyKey(resilient.IdempotencyPolicy{}))
-	seen := make(map[string]bool)
 	for range 500 {
 		req, _ := http.NewRequest(http.MethodPost, "http://example.test/", nil)
-		if _, err := rt.RoundTrip(req); err != nil {
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
 			t.Fatal(err)
 		}
-		key := base.last(t).Header.Get("Idempotency-Key")
+		resp.Body.Close()
+	}
+	seen := make(map[string]bool)
+	reqs := base.Requests()
+	if len(reqs) != 500 {
+		t.Fatalf("%d requests reached the base, want 500", len(reqs))
+	}
+	for _, r := range reqs {
+		key := r.Header.Get("Idempotency-Key")
 		if len(key) < 16 || !uuidV4.MatchString(key) {
 			t.Fatalf("key %q: want a UUIDv4 of 36 characters", key)
 		}
@@ -189,29 +208,36 @@ func twoAttempts(next http.RoundTripper) http.RoundTripper {
 }
 
 func TestIdempotencyKeyOneKeyPerCall(t *testing.T) {
-	base := &keyRecorder{}
+	base := resilienttest.NewTransport()
 	rt := resilient.Chain(base, resilient.IdempotencyKey(resilient.IdempotencyPolicy{}), twoAttempts)
 	for range 2 {
 		req, _ := http.NewRequest(http.MethodPost, "http://example.test/", strings.NewReader("body"))
-		if _, err := rt.RoundTrip(req); err != nil {
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
 			t.Fatal(err)
 		}
+		resp.Body.Close()
 	}
-	k := func(i int) string { return base.reqs[i].Header.Get("Idempotency-Key") }
+	reqs := base.Requests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests reached the base, want 2 calls of 2 attempts", len(reqs))
+	}
+	k := func(i int) string { return reqs[i].Header.Get("Idempotency-Key") }
 	if k(0) == "" || k(0) != k(1) {
 		t.Errorf("attempts of one call carry %q and %q, want one key", k(0), k(1))
 	}
 	if k(2) == k(0) || k(2) != k(3) {
 		t.Errorf("second call keys %q, %q; first %q: want a new key shared by its attempts", k(2), k(3), k(0))
 	}
-	if base.bodies[1] != "body" {
-		t.Errorf("second attempt sent %q", base.bodies[1])
+	for _, r := range reqs {
+		if string(r.Body) != "body" {
+			t.Errorf("request %d sent %q", r.N, r.Body)
+		}
 	}
 }
 
 func TestIdempotencyKeyCustomHeaderOverTheWire(t *testing.T) {
-	got := make(chan http.Header, 1)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { got <- r.Header })
+	srv := resilienttest.NewServer(t)
 	c := clientWith(resilient.IdempotencyKey(resilient.IdempotencyPolicy{Header: "x-request-key"}))
 	defer c.CloseIdleConnections()
 
@@ -220,7 +246,11 @@ func TestIdempotencyKeyCustomHeaderOverTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	h := <-got
+	reqs := srv.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("server got %d requests, want 1", len(reqs))
+	}
+	h := reqs[0].Header
 	if !uuidV4.MatchString(h.Get("X-Request-Key")) {
 		t.Errorf("X-Request-Key = %q, want a UUIDv4", h.Get("X-Request-Key"))
 	}
@@ -248,7 +278,7 @@ func TestIdempotencyKeyFormats(t *testing.T) {
 		{"quoted non-ASCII", resilient.IdempotencyPolicy{Quoted: true, NewKey: func() string { return "ключ" }}, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base := &keyRecorder{}
+			base := resilienttest.NewTransport()
 			rt := resilient.Chain(base, resilient.IdempotencyKey(tc.policy))
 			body := &closeSpy{Reader: strings.NewReader("x")}
 			req, _ := http.NewRequest(http.MethodPost, "http://example.test/", body)
@@ -257,15 +287,15 @@ func TestIdempotencyKeyFormats(t *testing.T) {
 				if err == nil || !strings.HasPrefix(err.Error(), "resilient: IdempotencyPolicy.NewKey") {
 					t.Fatalf("err = %v, want one naming IdempotencyPolicy.NewKey", err)
 				}
-				if !body.closed {
-					t.Error("request body not closed on the error path")
+				if !body.closed || base.Count() != 0 {
+					t.Errorf("request body closed on the error path: %v; %d requests sent, want none", body.closed, base.Count())
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if key := base.last(t).Header.Get("Idempotency-Key"); !tc.check(key) {
+			if key := lastSent(t, base).Header.Get("Idempotency-Key"); !tc.check(key) {
 				t.Errorf("key = %s", key)
 			}
 		})
@@ -280,14 +310,18 @@ type closeSpy struct {
 func (c *closeSpy) Close() error { c.closed = true; return nil }
 
 func TestIdempotencyKeyCustomMethods(t *testing.T) {
-	base := &keyRecorder{}
+	base := resilienttest.NewTransport()
 	rt := resilient.Chain(base, resilient.IdempotencyKey(resilient.IdempotencyPolicy{Methods: []string{"PUT"}}))
 	for _, m := range []string{"PUT", "POST"} {
 		req, _ := http.NewRequest(m, "http://example.test/", nil)
 		if _, err := rt.RoundTrip(req); err != nil {
 			t.Fatal(err)
 		}
-		has := base.last(t).Header.Get("Idempotency-Key") != ""
+		sent := lastSent(t, base)
+		if sent.Method != m {
+			t.Fatalf("the base got a %s, want %s", sent.Method, m)
+		}
+		has := sent.Header.Get("Idempotency-Key") != ""
 		if has != (m == "PUT") {
 			t.Errorf("%s got a key: %v", m, has)
 		}
@@ -322,7 +356,7 @@ func TestIdempotencyPolicyPanics(t *testing.T) {
 }
 
 func TestIdempotencyKeyInStandardPipeline(t *testing.T) {
-	base := &keyRecorder{}
+	base := resilienttest.NewTransport()
 	for _, tc := range []struct {
 		name string
 		opts []resilient.Option
@@ -339,7 +373,7 @@ func TestIdempotencyKeyInStandardPipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		h := base.last(t).Header
+		h := lastSent(t, base).Header
 		if tc.want == "" {
 			if len(h) != 0 {
 				t.Errorf("%s: headers %v, want none", tc.name, h)
@@ -353,24 +387,7 @@ func TestIdempotencyKeyInStandardPipeline(t *testing.T) {
 }
 
 func TestIdempotencyKeyStandardClientRetriesPOST(t *testing.T) {
-	var (
-		mu     sync.Mutex
-		keys   []string
-		bodies []string
-	)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		keys = append(keys, r.Header.Get("Idempotency-Key"))
-		bodies = append(bodies, string(b))
-		n := len(keys)
-		mu.Unlock()
-		if n <= 2 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "done")
-	})
+	srv := resilienttest.NewServer(t, resilienttest.FailFirst(2, http.StatusServiceUnavailable), resilienttest.Respond(http.StatusOK, "done"))
 	c := &http.Client{Transport: resilient.NewTransport(&http.Transport{})}
 	defer c.CloseIdleConnections()
 
@@ -383,15 +400,15 @@ func TestIdempotencyKeyStandardClientRetriesPOST(t *testing.T) {
 	if resp.StatusCode != 200 || string(got) != "done" {
 		t.Fatalf("got %d %q, want 200 done after two 503s", resp.StatusCode, got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	var keys []string
+	for _, r := range srv.Requests() {
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		if string(r.Body) != "payload" {
+			t.Errorf("attempt %d sent %q", r.N, r.Body)
+		}
+	}
 	if len(keys) != 3 || keys[0] == "" || keys[0] != keys[1] || keys[1] != keys[2] {
 		t.Errorf("keys %q: want three attempts with one key", keys)
-	}
-	for i, b := range bodies {
-		if b != "payload" {
-			t.Errorf("attempt %d sent %q", i+1, b)
-		}
 	}
 }
 
@@ -401,15 +418,18 @@ func FuzzIdempotencyKeyFormat(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, key string, quoted bool) {
-		base := &keyRecorder{}
+		base := resilienttest.NewTransport()
 		rt := resilient.Chain(base, resilient.IdempotencyKey(resilient.IdempotencyPolicy{
 			NewKey: func() string { return key }, Quoted: quoted,
 		}))
 		req, _ := http.NewRequest(http.MethodPost, "http://example.test/", nil)
 		if _, err := rt.RoundTrip(req); err != nil {
+			if base.Count() != 0 {
+				t.Fatalf("key %q refused with %v, yet the request was sent", key, err)
+			}
 			return
 		}
-		v := base.last(t).Header.Get("Idempotency-Key")
+		v := lastSent(t, base).Header.Get("Idempotency-Key")
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
 				t.Fatalf("header value %q has control byte %#x", v, c)
@@ -463,7 +483,7 @@ func FuzzIdempotencyKeyHeaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, name, value, configured string) {
 		p := resilient.IdempotencyPolicy{Header: configured}
 		var rt http.RoundTripper
-		base := &keyRecorder{}
+		base := resilienttest.NewTransport()
 		func() {
 			defer func() {
 				if recover() != nil {
@@ -483,7 +503,7 @@ func FuzzIdempotencyKeyHeaders(f *testing.F) {
 		if after := fmt.Sprintf("%q", req.Header); after != before {
 			t.Fatalf("caller's header changed from %s to %s", before, after)
 		}
-		sent := base.last(t).Header
+		sent := lastSent(t, base).Header
 		callerHadKey := strings.EqualFold(name, "Idempotency-Key") || strings.EqualFold(name, "X-Idempotency-Key") ||
 			(configured != "" && strings.EqualFold(name, configured))
 		wantKey := (method == "POST" || method == "PATCH") && !callerHadKey
@@ -516,10 +536,7 @@ func mustURL(t *testing.T) *url.URL {
 }
 
 func ExampleIdempotencyKey() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("Idempotency-Key")
-		fmt.Printf("%s: key present: %v, 36 characters: %v\n", r.Method, key != "", len(key) == 36)
-	}))
+	srv := resilienttest.StartServer()
 	defer srv.Close()
 	client := &http.Client{Transport: resilient.Chain(nil, resilient.IdempotencyKey(resilient.IdempotencyPolicy{}))}
 	defer client.CloseIdleConnections()
@@ -532,6 +549,10 @@ func ExampleIdempotencyKey() {
 			return
 		}
 		resp.Body.Close()
+	}
+	for _, r := range srv.Requests() {
+		key := r.Header.Get("Idempotency-Key")
+		fmt.Printf("%s: key present: %v, 36 characters: %v\n", r.Method, key != "", len(key) == 36)
 	}
 	// Output:
 	// POST: key present: true, 36 characters: true
