@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // fakeClock is a settable clock for the stale cache.
@@ -40,6 +40,8 @@ func newTestCache(p resilient.StaleCachePolicy) (*resilient.StaleCache, *fakeClo
 var errDown = errors.New("test: dependency down")
 
 // flakyBase answers from respond until down is set, then fails with errDown.
+// Ad hoc: the tests flip it down and up again between calls, which the kit's
+// scripts, fixed by request number, do not do.
 type flakyBase struct {
 	down    atomic.Bool
 	respond func(*http.Request) *http.Response
@@ -75,20 +77,14 @@ func get(t *testing.T, rt http.RoundTripper, path string) (*http.Response, strin
 }
 
 func TestStaleCacheServesLastGoodBodyWhenServerDies(t *testing.T) {
-	var (
-		version atomic.Int32
-		failing atomic.Bool
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Date", fmt.Sprintf("Mon, 02 Jan 2006 15:04:0%d GMT", version.Load()))
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintf(w, "v%d", version.Load())
-	}))
-	defer srv.Close()
+	version := func(v int) resilienttest.Fault {
+		return resilienttest.OnRequests(v, v,
+			resilienttest.Header("Date", fmt.Sprintf("Mon, 02 Jan 2006 15:04:0%d GMT", v)),
+			resilienttest.Header("Content-Type", "text/plain"),
+			resilienttest.Respond(http.StatusOK, fmt.Sprintf("v%d", v)))
+	}
+	// Two good versions, then the server fails.
+	srv := resilienttest.NewServer(t, version(1), version(2), resilienttest.After(2, resilienttest.Status(http.StatusServiceUnavailable)))
 	cache, clk := newTestCache(resilient.StaleCachePolicy{})
 	c := clientWith(cache.Middleware(), resilient.Timeout(5*time.Second))
 	defer c.CloseIdleConnections()
@@ -101,18 +97,16 @@ func TestStaleCacheServesLastGoodBodyWhenServerDies(t *testing.T) {
 		}
 		return resp, readAll(t, resp)
 	}
-	for v := range int32(2) {
-		version.Store(v + 1)
-		if resp, body := fetch(); body != fmt.Sprintf("v%d", v+1) || resp.Header.Get(resilient.StaleHeader) != "" {
+	for v := 1; v <= 2; v++ {
+		if resp, body := fetch(); body != fmt.Sprintf("v%d", v) || resp.Header.Get(resilient.StaleHeader) != "" {
 			t.Fatalf("live fetch got %q %v", body, resp.Header)
 		}
 	}
 
-	failing.Store(true)
 	clk.Add(7*time.Second + 900*time.Millisecond)
 	resp, body := fetch()
-	if resp.StatusCode != 200 || body != "v2" {
-		t.Fatalf("with the server failing: %d %q, want the last good body v2", resp.StatusCode, body)
+	if resp.StatusCode != 200 || body != "v2" || srv.Count() != 3 {
+		t.Fatalf("with the server failing: %d %q after %d requests, want the last good body v2 after 3", resp.StatusCode, body, srv.Count())
 	}
 	if got := resp.Header.Get(resilient.StaleHeader); got != "7" {
 		t.Errorf("%s = %q, want 7 (seconds)", resilient.StaleHeader, got)
@@ -241,13 +235,11 @@ func TestStaleCacheDoesNotStore(t *testing.T) {
 
 func TestStaleCacheFailureResponsePassesThroughOnMiss(t *testing.T) {
 	cache, _ := newTestCache(resilient.StaleCachePolicy{})
-	base := fbRoundTrip(func(r *http.Request) (*http.Response, error) {
-		return &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader("down")), Request: r}, nil
-	})
+	base := resilienttest.NewTransport(resilienttest.Respond(http.StatusServiceUnavailable, "down"))
 	rt := resilient.Chain(base, cache.Middleware())
 	resp, body, err := get(t, rt, "/x")
-	if err != nil || resp.StatusCode != 503 || body != "down" {
-		t.Errorf("miss: %v %q %v, want the 503 as it was", resp, body, err)
+	if err != nil || resp.StatusCode != 503 || body != "down" || base.Count() != 1 {
+		t.Errorf("miss: %v %q %v after %d requests, want the 503 as it was after 1", resp, body, err, base.Count())
 	}
 }
 
@@ -374,14 +366,10 @@ func FuzzCacheControlNoStore(f *testing.F) {
 }
 
 func ExampleStaleCache() {
-	var down atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprint(w, "price: 42")
-	}))
+	// The dependency answers once, then goes down.
+	srv := resilienttest.StartServer(
+		resilienttest.After(1, resilienttest.Status(http.StatusServiceUnavailable)),
+		resilienttest.Respond(http.StatusOK, "price: 42"))
 	defer srv.Close()
 
 	cache := resilient.NewStaleCache(resilient.StaleCachePolicy{MaxAge: 10 * time.Minute})
@@ -397,7 +385,6 @@ func ExampleStaleCache() {
 		body, _ := io.ReadAll(resp.Body) // read to EOF: now it is stored
 		resp.Body.Close()
 		fmt.Printf("%d %s (stale: %q)\n", resp.StatusCode, body, resp.Header.Get(resilient.StaleHeader))
-		down.Store(true)
 	}
 	// Output:
 	// 200 price: 42 (stale: "")
