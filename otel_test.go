@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/resilient-go/resilient"
 	"github.com/resilient-go/resilient/internal/telemetry"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // otelKit is an SDK with in-memory readers: spans in rec, metrics in reader.
@@ -75,22 +76,8 @@ func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool) 
 
 func TestTracingSpanPerAttempt(t *testing.T) {
 	k := newOtelKit(t)
-	var (
-		mu          sync.Mutex
-		traceparent []string
-	)
 	statuses := []int{503, 503, 200}
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		traceparent = append(traceparent, r.Header.Get("Traceparent"))
-		if r.Header.Get("X-Caller") != "kept" {
-			t.Errorf("the caller's headers were lost: %v", r.Header)
-		}
-		code := statuses[len(traceparent)-1]
-		mu.Unlock()
-		w.WriteHeader(code)
-		io.WriteString(w, "body")
-	})
+	srv := resilienttest.NewServer(t, resilienttest.FailFirst(2, 503))
 	c := clientWith(resilient.Tracing(k.policy()))
 	defer c.CloseIdleConnections()
 	sink := telemetry.NewSink(k.mp)
@@ -121,6 +108,17 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 		}
 	}
 	caller.End()
+
+	var traceparent []string
+	for _, r := range srv.Requests() {
+		traceparent = append(traceparent, r.Header.Get("Traceparent"))
+		if r.Header.Get("X-Caller") != "kept" {
+			t.Errorf("the caller's headers were lost: %v", r.Header)
+		}
+	}
+	if len(traceparent) != 3 {
+		t.Fatalf("server got %d requests, want 3", len(traceparent))
+	}
 
 	var spans []sdktrace.ReadOnlySpan
 	var callerSpan sdktrace.ReadOnlySpan
@@ -207,7 +205,7 @@ func TestTracingSpanPerAttempt(t *testing.T) {
 
 func TestTracingRedactsURL(t *testing.T) {
 	k := newOtelKit(t)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	srv := resilienttest.NewServer(t)
 	c := clientWith(resilient.Tracing(k.policy()))
 	defer c.CloseIdleConnections()
 
@@ -219,8 +217,8 @@ func TestTracingRedactsURL(t *testing.T) {
 	}
 	resp.Body.Close()
 	spans := k.rec.Ended()
-	if len(spans) != 1 {
-		t.Fatalf("got %d spans", len(spans))
+	if len(spans) != 1 || srv.Count() != 1 {
+		t.Fatalf("got %d spans for %d requests, want 1 for 1", len(spans), srv.Count())
 	}
 	full, _ := attrOf(spans[0], "url.full")
 	want := strings.Replace(srv.URL, "http://", "http://REDACTED:REDACTED@", 1) +
@@ -237,7 +235,7 @@ func TestTracingRedactsURL(t *testing.T) {
 
 func TestTracingSpanEndsWithBody(t *testing.T) {
 	k := newOtelKit(t)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	srv := resilienttest.NewServer(t, resilienttest.Respond(http.StatusOK, "hello"))
 	c := clientWith(resilient.Tracing(k.policy()))
 	defer c.CloseIdleConnections()
 
@@ -268,23 +266,19 @@ func TestTracingSpanEndsWithBody(t *testing.T) {
 
 func TestTracingErrors(t *testing.T) {
 	k := newOtelKit(t)
-	failing := otelRTFunc(func(r *http.Request) (*http.Response, error) {
-		if err := r.Context().Err(); err != nil {
-			return nil, err
-		}
-		return nil, errors.New("connection refused")
-	})
+	// Resets every call; a cancelled one gets the context's error instead.
+	failing := resilienttest.NewTransport(resilienttest.ResetConn())
 	rt := resilient.Chain(failing, resilient.Tracing(k.policy()))
 
 	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/", nil)
-	if _, err := rt.RoundTrip(req); err == nil {
-		t.Fatal("want an error")
+	if _, err := rt.RoundTrip(req); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("got %v, want the reset", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req, _ = http.NewRequestWithContext(ctx, "FROB", "http://127.0.0.1:1/", nil)
-	if _, err := rt.RoundTrip(req); err == nil {
-		t.Fatal("want an error")
+	if _, err := rt.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want the caller's cancel", err)
 	}
 
 	spans := k.rec.Ended()
@@ -294,7 +288,7 @@ func TestTracingErrors(t *testing.T) {
 	if s := spans[0]; s.Status().Code != codes.Error {
 		t.Errorf("transport error: status %v, want Error", s.Status().Code)
 	}
-	if et, _ := attrOf(spans[0], "error.type"); et.AsString() != "*errors.errorString" {
+	if et, _ := attrOf(spans[0], "error.type"); et.AsString() != "*net.OpError" {
 		t.Errorf("error.type %q", et.String())
 	}
 	s := spans[1]
@@ -338,11 +332,7 @@ func (f otelRTFunc) RoundTrip(r *http.Request) (*http.Response, error) { return 
 
 func TestTracingOptions(t *testing.T) {
 	k := newOtelKit(t)
-	var got http.Header
-	base := otelRTFunc(func(r *http.Request) (*http.Response, error) {
-		got = r.Header
-		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
-	})
+	base := resilienttest.NewTransport()
 	rt := resilient.NewTransport(base, resilient.WithTracerProvider(k.tp), resilient.WithMeterProvider(k.mp),
 		resilient.WithPropagator(propagation.TraceContext{}))
 	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/", nil)
@@ -354,7 +344,7 @@ func TestTracingOptions(t *testing.T) {
 	if n := len(k.rec.Ended()); n != 1 {
 		t.Fatalf("got %d spans, want 1", n)
 	}
-	if got.Get("Traceparent") == "" {
+	if lastSent(t, base).Header.Get("Traceparent") == "" {
 		t.Error("no traceparent injected")
 	}
 	k.metric(t, "http.client.request.duration")
@@ -366,19 +356,15 @@ func TestTracingOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if n := len(k2.rec.Ended()); n != 0 {
-		t.Errorf("Without(StageTracing) still traced %d spans", n)
+	if n := len(k2.rec.Ended()); n != 0 || base.Count() != 2 {
+		t.Errorf("Without(StageTracing) still traced %d spans (%d requests, want 2)", n, base.Count())
 	}
 }
 
 // TestTracingNoSDKPropagates: with no SDK, an incoming trace context is
 // still passed on, on a copy of the request.
 func TestTracingNoSDKPropagates(t *testing.T) {
-	var got string
-	base := otelRTFunc(func(r *http.Request) (*http.Response, error) {
-		got = r.Header.Get("Traceparent")
-		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
-	})
+	base := resilienttest.NewTransport()
 	rt := resilient.Chain(base, resilient.Tracing(resilient.TracingPolicy{Propagator: propagation.TraceContext{}}))
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true,
@@ -390,6 +376,7 @@ func TestTracingNoSDKPropagates(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	got := lastSent(t, base).Header.Get("Traceparent")
 	if want := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-01"; got != want {
 		t.Errorf("traceparent %q, want %q", got, want)
 	}
