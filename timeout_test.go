@@ -23,18 +23,6 @@ func newServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	return srv
 }
 
-// hang blocks a handler until the client goes away or the test ends.
-func hang(t *testing.T) http.HandlerFunc {
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done) })
-	return func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-done:
-		}
-	}
-}
-
 func clientWith(stages ...resilient.Middleware) *http.Client {
 	tr := &http.Transport{}
 	return &http.Client{Transport: resilient.Chain(tr, stages...)}
