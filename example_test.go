@@ -6,24 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"time"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // A Timeout stage bounds the call and its body read. Here a server that
 // never answers is cut off after 50 ms with a timeout error.
 func ExampleTimeout() {
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	}))
+	srv := resilienttest.StartServer(resilienttest.Hang())
 	defer srv.Close()
-	defer close(stop)
 
 	client := &http.Client{Transport: resilient.Chain(nil, resilient.Timeout(50*time.Millisecond))}
 	defer client.CloseIdleConnections()
@@ -34,9 +27,7 @@ func ExampleTimeout() {
 
 // NewClient is a drop-in *http.Client with the standard pipeline.
 func ExampleNewClient() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "hello")
-	}))
+	srv := resilienttest.StartServer(resilienttest.Respond(http.StatusOK, "hello"))
 	defer srv.Close()
 
 	client := resilient.NewClient(resilient.WithTotalTimeout(5 * time.Second))
@@ -54,9 +45,7 @@ func ExampleNewClient() {
 
 // Chain builds a pipeline stage by stage; the first stage is outermost.
 func ExampleChain() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	}))
+	srv := resilienttest.StartServer()
 	defer srv.Close()
 
 	rt := resilient.Chain(http.DefaultTransport,

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // ExampleTracing traces each attempt as a CLIENT span and sends its trace
@@ -22,9 +22,7 @@ func ExampleTracing() {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Println("server got a traceparent:", r.Header.Get("Traceparent") != "")
-	}))
+	srv := resilienttest.StartServer()
 	defer srv.Close()
 
 	client := &http.Client{Transport: resilient.Chain(nil, resilient.Tracing(resilient.TracingPolicy{
@@ -39,6 +37,10 @@ func ExampleTracing() {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close() // ends the span
+
+	for _, r := range srv.Requests() {
+		fmt.Println("server got a traceparent:", r.Header.Get("Traceparent") != "")
+	}
 
 	for _, s := range rec.Ended() {
 		fmt.Println("span:", s.Name(), s.SpanKind())

@@ -4,24 +4,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"time"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/resilienttest"
 )
 
 // A dependency that fails twice, then answers: the Retry stage hides the
 // failures, and the caller sees the answer.
 func ExampleRetry() {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) <= 2 {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "hello")
-	}))
+	srv := resilienttest.StartServer(
+		resilienttest.FailFirst(2, http.StatusServiceUnavailable),
+		resilienttest.Respond(http.StatusOK, "hello"),
+	)
 	defer srv.Close()
 
 	client := &http.Client{Transport: resilient.Chain(nil,
@@ -43,7 +38,7 @@ func ExampleRetry() {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Printf("%s %q after %d requests\n", resp.Status, body, n.Load())
+	fmt.Printf("%s %q after %d requests\n", resp.Status, body, srv.Count())
 	// Output:
 	// attempt 1: 503 Service Unavailable, retrying
 	// attempt 2: 503 Service Unavailable, retrying
