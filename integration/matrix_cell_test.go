@@ -29,10 +29,14 @@ const matrixPath = "/matrix"
 
 // runCell runs one cell under its goroutine label, then checks that every
 // goroutine the cell started has ended.
-func runCell(t *testing.T, id string, f fault, k reqKind, want outcome) {
+func runCell(t *testing.T, id string, f fault, k reqKind) {
+	want := f.once
+	if k.replayable() {
+		want = f.replayable
+	}
 	finished := false
 	withCellLabel(id, func() {
-		c := &cell{t: t, id: id, kind: k, want: want}
+		c := &cell{t: t, id: id, kind: k, want: want, keepsConns: f.keepsConns}
 		c.run(f.start)
 		finished = true
 	})
@@ -43,10 +47,11 @@ func runCell(t *testing.T, id string, f fault, k reqKind, want outcome) {
 }
 
 type cell struct {
-	t    *testing.T
-	id   string
-	kind reqKind
-	want outcome
+	t          *testing.T
+	id         string
+	kind       reqKind
+	want       outcome
+	keepsConns bool // see fault
 }
 
 // run makes the cell's call through a pipeline of its own, around a fresh
@@ -58,6 +63,8 @@ type cell struct {
 //     a key arrived at most once, and that all copies of a call share one
 //     key;
 //   - that the caller's request was not modified;
+//   - where the server keeps its connections, that the client closed none
+//     during the call (discarded responses drained, pool not flushed);
 //   - leaks: after CloseIdleConnections every connection the transport
 //     dialed is closed, every response body the pipeline got is closed,
 //     every request body is closed, and the server's connections and
@@ -78,6 +85,9 @@ func (c *cell) run(start startTarget) {
 		// Trust no certificate: the untrusted one is untrusted whatever
 		// the machine's roots, and no cell pays for loading them.
 		TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()},
+		// Room for every connection a cell may dial, so that none is
+		// closed for want of an idle slot.
+		MaxIdleConnsPerHost: 8,
 	}
 	opts := []resilient.Option{
 		resilient.WithAttemptTimeout(attemptTimeout),
@@ -102,6 +112,10 @@ func (c *cell) run(start startTarget) {
 	c.checkCall(resp, err, took)
 	if !reflect.DeepEqual(req.Header, header) {
 		t.Errorf("the caller's request headers changed: %v, were %v", req.Header, header)
+	}
+	if n := tr.closed("conn"); c.keepsConns && n > 0 {
+		t.Errorf("%d connections closed during the call, though the server kept them open: "+
+			"a discarded response was not drained, or the pool was flushed", n)
 	}
 
 	client.CloseIdleConnections()

@@ -59,6 +59,19 @@ func (tr *tracker) open() map[string]int {
 	return n
 }
 
+// closed reports how many of what have been closed.
+func (tr *tracker) closed(what string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, f := range tr.closers[what] {
+		if f.closed.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // awaitClosed fails t unless every tracked connection and body is closed
 // within settle.
 func (tr *tracker) awaitClosed(t *testing.T) {
