@@ -39,11 +39,12 @@ func kit(faults ...resilienttest.Fault) startTarget {
 	}
 }
 
-// toxic serves with a resilienttest server scripted by faults, behind a
+// toxicKit serves with a resilienttest server scripted by faults, behind a
 // Toxiproxy proxy with toxics.
 func toxicKit(toxics []toxic, faults ...resilienttest.Fault) startTarget {
 	return func(t *testing.T, name string) *target {
 		s := resilienttest.StartServer(faults...)
+		t.Cleanup(s.Close) // if the proxy fails to start; Close is idempotent
 		p := startToxicProxy(t, name, s.URL[len("http://"):], toxics...)
 		return &target{
 			url:      "http://" + p.Addr,
