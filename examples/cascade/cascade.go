@@ -126,7 +126,7 @@ type result struct {
 // run plays the scenario with a plain client, then with a resilient one,
 // and writes the charts and the comparison to w.
 func run(w io.Writer, cfg config) (naive, robust *result, err error) {
-	if err := cfg.validate(); err != nil {
+	if err = cfg.validate(); err != nil {
 		return nil, nil, err
 	}
 	writeIntro(w, cfg)
@@ -197,6 +197,7 @@ func playOnce(w io.Writer, cfg config, name string, newClient func(onState func(
 	return res
 }
 
+// transitionsIn returns the transitions in [from, to).
 func transitionsIn(ts []transition, from, to time.Duration) []transition {
 	var in []transition
 	for _, t := range ts {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/resilient-go/resilient"
 )
 
 // TestMain fails the package if a run leaves a goroutine behind: every
@@ -59,7 +57,7 @@ func TestCascade(t *testing.T) {
 	}
 
 	// Once the breaker is open, pages come back in milliseconds.
-	opened := firstOpen(robust.transitions)
+	opened := robust.firstOpen()
 	if opened < sickFrom || opened >= sickUntil {
 		t.Fatalf("breaker first opened at %v, want within the sickness [%v, %v); transitions: %v",
 			opened, sickFrom, sickUntil, robust.transitions)
@@ -83,21 +81,11 @@ func TestCascade(t *testing.T) {
 	if len(lines) != 2*short.ticks() {
 		t.Errorf("%d chart lines, want %d", len(lines), 2*short.ticks())
 	}
-	for _, row := range []string{"errors: the user got no page", "goroutines at peak", "  while it hung"} {
+	for _, row := range []string{"errors: the user got no page", "p95 from the breaker opening", "goroutines at peak", "  while it hung"} {
 		if !strings.Contains(out.String(), row) {
 			t.Errorf("comparison lacks the row %q", row)
 		}
 	}
-}
-
-// firstOpen returns when the breaker first opened, or -1.
-func firstOpen(ts []transition) time.Duration {
-	for _, tr := range ts {
-		if tr.to == resilient.StateOpen {
-			return tr.at
-		}
-	}
-	return -1
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resilient-go/resilient"
 )
 
 const barWidth = 20 // characters for one tick's calls
@@ -81,9 +83,9 @@ func tickNotes(cfg config, from, to time.Duration, moves []transition) string {
 
 // writeComparison writes the two runs side by side.
 func writeComparison(w io.Writer, cfg config, a, b *result) {
-	row := func(label, x, y string) { fmt.Fprintf(w, "%-40s %15s %21s\n", label, x, y) }
+	row := func(label, x, y string) { fmt.Fprintf(w, "%-44s %13s %21s\n", label, x, y) }
 	count := func(r *result, o outcome) string { return strconv.Itoa(r.count(o)) }
-	sickFrom, sickUntil := cfg.Healthy, cfg.Healthy+cfg.Sick
+	sickUntil := cfg.Healthy + cfg.Sick
 
 	row("", a.name, b.name)
 	row("product pages asked for", strconv.Itoa(len(a.calls)), strconv.Itoa(len(b.calls)))
@@ -94,11 +96,30 @@ func writeComparison(w io.Writer, cfg config, a, b *result) {
 		label := fmt.Sprintf("latency p%.0f", p*100)
 		row(label, duration(a.percentile(p, 0, cfg.length())), duration(b.percentile(p, 0, cfg.length())))
 	}
-	row("  p95 of pages asked for while it hangs",
-		duration(a.percentile(0.95, sickFrom, sickUntil)), duration(b.percentile(0.95, sickFrom, sickUntil)))
+	row("  p95 from the breaker opening to recovery", a.p95Open(sickUntil), b.p95Open(sickUntil))
 	row("goroutines at peak (whole process)", strconv.Itoa(a.peakGoroutines), strconv.Itoa(b.peakGoroutines))
 	row("requests that reached recommendations", strconv.Itoa(a.reachedTotal()), strconv.Itoa(b.reachedTotal()))
 	row("  while it hung", strconv.Itoa(a.reachedSick), strconv.Itoa(b.reachedSick))
+}
+
+// p95Open is the p95 latency of the calls that arrived from the breaker's
+// first opening until until, or "-" if it never opened.
+func (r *result) p95Open(until time.Duration) string {
+	opened := r.firstOpen()
+	if opened < 0 || opened >= until {
+		return "-"
+	}
+	return duration(r.percentile(0.95, opened, until))
+}
+
+// firstOpen returns when the breaker first opened, or -1.
+func (r *result) firstOpen() time.Duration {
+	for _, t := range r.transitions {
+		if t.to == resilient.StateOpen {
+			return t.at
+		}
+	}
+	return -1
 }
 
 func (r *result) count(o outcome) int {
