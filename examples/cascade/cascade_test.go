@@ -116,6 +116,8 @@ func TestBar(t *testing.T) {
 		{[3]int{76, 124, 0}, 200, strings.Repeat("█", 8) + strings.Repeat("░", 12)},
 		{[3]int{0, 0, 5}, 200, "x"},
 		{[3]int{10, 0, 10}, 200, "█x"},
+		{[3]int{195, 0, 5}, 200, strings.Repeat("█", 19) + "x"}, // 5 errors still show
+		{[3]int{0, 199, 1}, 200, strings.Repeat("░", 19) + "x"},
 	} {
 		if got := bar(tc.n, tc.full); got != tc.want {
 			t.Errorf("bar(%v, %d) = %q, want %q", tc.n, tc.full, got, tc.want)

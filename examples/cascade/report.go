@@ -47,15 +47,30 @@ func writeChartLine(w io.Writer, cfg config, k int, calls []call, reached int, m
 
 // bar draws the outcomes n as barWidth characters for full calls.
 func bar(n [3]int, full int) string {
-	var b strings.Builder
-	marks := [3]string{served: "█", degraded: "░", failed: "x"}
+	var width [3]int
 	sum, drawn := 0, 0
 	for o, count := range n {
 		sum += count
 		upto := int(math.Round(float64(sum) * barWidth / float64(full)))
-		for ; drawn < upto; drawn++ {
-			b.WriteString(marks[o])
+		width[o], drawn = upto-drawn, upto
+	}
+	// An outcome that happened at all shows: it takes a mark from the widest.
+	for o, count := range n {
+		if count > 0 && width[o] == 0 {
+			widest := 0
+			for i := range width {
+				if width[i] > width[widest] {
+					widest = i
+				}
+			}
+			width[widest]--
+			width[o]++
 		}
+	}
+	marks := [3]string{served: "█", degraded: "░", failed: "x"}
+	var b strings.Builder
+	for o, w := range width {
+		b.WriteString(strings.Repeat(marks[o], w))
 	}
 	return b.String()
 }
