@@ -29,7 +29,8 @@ const (
 // retry are lock-free.
 type RetryBudget struct {
 	// Ratio is how many retries each call earns: 0.2 allows one retry for
-	// every five calls. Zero means 0.2. At most 100.
+	// every five calls. Zero means 0.2. At most 100; below 0.0001 it
+	// counts as 0.0001.
 	Ratio float64
 	// Window is how long a call's earnings and a retry's cost count.
 	// Zero means 10 s.
@@ -63,6 +64,13 @@ const (
 	// budgetDeposit is what one call earns; a retry costs
 	// budgetDeposit/Ratio. Integers keep the slots atomic words.
 	budgetDeposit = 100
+
+	// A retry's cost and the floor are capped so that no slot's balance
+	// can leave its budgetValBits: a Ratio below budgetDeposit/budgetMaxCost
+	// (1e-4) counts as that, and a floor past budgetMaxReserve
+	// (hundreds of thousands of retries a window) as that.
+	budgetMaxCost    = 1_000_000
+	budgetMaxReserve = 1 << 38
 )
 
 // clockOrigin anchors the default clock; time.Since reads the monotonic
@@ -101,7 +109,7 @@ func (b *RetryBudget) cost() int64 {
 	if r == 0 {
 		r = DefaultBudgetRatio
 	}
-	return max(1, int64(math.Round(budgetDeposit/r)))
+	return int64(max(1, min(math.Round(budgetDeposit/r), budgetMaxCost)))
 }
 
 // reserve is the floor: MinPerSecond retries for every second of Window.
@@ -110,7 +118,7 @@ func (b *RetryBudget) reserve(cost int64) int64 {
 	if n == 0 {
 		n = DefaultBudgetMinPerSecond
 	}
-	return int64(float64(n)*b.window().Seconds()) * cost
+	return int64(min(math.Floor(float64(n)*b.window().Seconds())*float64(cost), budgetMaxReserve))
 }
 
 // slice returns the number of the current time slice.
