@@ -158,8 +158,12 @@ func (p BreakerPolicy) withDefaults() BreakerPolicy {
 	if p.FailureRatio < 0 || p.FailureRatio > 1 || math.IsNaN(p.FailureRatio) {
 		panic("resilient: BreakerPolicy.FailureRatio must be in [0, 1], got " + strconv.FormatFloat(p.FailureRatio, 'g', -1, 64))
 	}
+	// gobreaker counts in uint32.
 	if p.HalfOpenRequests > math.MaxUint32 {
 		panic("resilient: BreakerPolicy.HalfOpenRequests is too large")
+	}
+	if p.ConsecutiveFailures > math.MaxUint32 {
+		panic("resilient: BreakerPolicy.ConsecutiveFailures is too large")
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -233,7 +237,8 @@ type stateChange struct{ from, to State }
 func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 	b := &breaker{t: t, key: k.String()}
 	b.successes.Period = int64(t.p.Window / rolling.Buckets)
-	b.timeout = t.p.OpenTimeout + time.Duration(t.p.jitter()*0.1*float64(t.p.OpenTimeout))
+	jitter := time.Duration(t.p.jitter() * 0.1 * float64(t.p.OpenTimeout))
+	b.timeout = time.Duration(addSat(int64(t.p.OpenTimeout), int64(jitter)))
 	minReq := uint64(t.p.MinRequests)
 	consec := uint32(t.p.ConsecutiveFailures)
 	ratio := t.p.FailureRatio
@@ -384,7 +389,7 @@ func (t *breakerTransport) reject(req *http.Request, b *breaker, wait time.Durat
 // it only records the change; flush delivers it once the lock is released.
 func (b *breaker) onChange(_ string, from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
-		b.openUntil.Store(b.t.since() + int64(b.timeout))
+		b.openUntil.Store(addSat(b.t.since(), int64(b.timeout)))
 	}
 	if to == gobreaker.StateClosed {
 		b.successes.Reset()
@@ -454,3 +459,12 @@ var _ telemetry.Gauge = (*breakerTransport)(nil)
 func (t *breakerTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
 
 // windowBuckets is how many buckets a rolling Window has.
+
+// addSat adds two non-negative int64s, saturating instead of wrapping, so
+// that an OpenTimeout of centuries stays positive.
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
