@@ -1,7 +1,10 @@
 package resilient_test
 
 import (
+	"context"
+	"errors"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"testing"
@@ -168,6 +171,36 @@ func TestStandardPipelineTotalTimeoutAcrossRetries(t *testing.T) {
 		resp.Body.Close()
 	}
 	assertTotalTimeout(t, err, time.Since(start), srv.Count(), 300*time.Millisecond)
+}
+
+// An attempt timeout too large to add to the bulkhead's wait must not
+// overflow into "the attempt fits in the total" and drop the total bound.
+func TestStandardPipelineHugeAttemptTimeoutKeepsTotal(t *testing.T) {
+	srv := resilienttest.NewServer(t, resilienttest.Hang())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: resilient.NewTransport(tr,
+		resilient.WithTotalTimeout(100*time.Millisecond),
+		resilient.WithAttemptTimeout(math.MaxInt64),
+		resilient.WithBulkhead(resilient.BulkheadPolicy{MaxWait: time.Nanosecond}),
+	)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	start := time.Now()
+	resp, err := c.Do(req)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	took := time.Since(start)
+	assertTimeout(t, err)
+	var te *resilient.TimeoutError
+	if !errors.As(err, &te) || te.After != 100*time.Millisecond {
+		t.Errorf("got %v, want the 100ms total to run out", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("took %v, want about the 100ms total", took)
+	}
 }
 
 // After a retry, the last response's body is bounded by the total too.

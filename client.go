@@ -201,5 +201,6 @@ func (c *config) fuseTotalIntoRetry() bool {
 	if c.on[StageBulkhead] {
 		wait = c.bulkhead.MaxWait
 	}
-	return c.attemptTimeout+wait <= c.totalTimeout
+	// Written so that a huge attempt timeout cannot overflow the sum.
+	return wait <= c.totalTimeout && c.attemptTimeout <= c.totalTimeout-wait
 }
