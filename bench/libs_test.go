@@ -65,24 +65,9 @@ type lib struct {
 	wrap func(base http.RoundTripper, c cfg) http.RoundTripper
 }
 
-// resilientFull builds resilient for any cfg. It is set by the
-// fullpipeline files, which need the Retry, CircuitBreaker and Hedge stages;
-// until then only the standard configuration (the zero cfg) can be built.
-var resilientFull func(base http.RoundTripper, c cfg) http.RoundTripper
-
 var (
-	libRaw = lib{"raw", func(base http.RoundTripper, _ cfg) http.RoundTripper { return base }}
-
-	libResilient = lib{"resilient", func(base http.RoundTripper, c cfg) http.RoundTripper {
-		if resilientFull != nil {
-			return resilientFull(base, c)
-		}
-		if c != (cfg{}) {
-			return nil
-		}
-		// The standard pipeline: its defaults are the configuration above.
-		return resilient.NewTransport(base)
-	}}
+	libRaw       = lib{"raw", func(base http.RoundTripper, _ cfg) http.RoundTripper { return base }}
+	libResilient = lib{"resilient", newResilient}
 
 	libFailsafe      = lib{"failsafe-go", newFailsafe}
 	libRetryablehttp = lib{"retryablehttp", newRetryablehttp}

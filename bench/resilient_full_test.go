@@ -10,8 +10,6 @@ import (
 	"github.com/resilient-go/resilient"
 )
 
-func init() { resilientFull = newResilient }
-
 // newResilient is the standard pipeline with every value spelled out (they
 // are its defaults), changed as c asks.
 func newResilient(base http.RoundTripper, c cfg) http.RoundTripper {
@@ -42,10 +40,7 @@ func newResilient(base http.RoundTripper, c cfg) http.RoundTripper {
 	return resilient.NewTransport(base, opts...)
 }
 
-// noRetryBudget lets every failed call make all its attempts. DESIGN.md
-// does not name the budget's fields; this follows the retry branch
-// (RetryPolicy.Budget *RetryBudget, RetryBudget.Unlimited). Adjust here if
-// the merged API differs.
+// noRetryBudget lets every failed call make all its attempts.
 func noRetryBudget(p *resilient.RetryPolicy) {
 	p.Budget = &resilient.RetryBudget{Unlimited: true}
 }

@@ -4,7 +4,6 @@
 #
 #   bench/run.sh                      # 6 rounds of everything, 1 s per row
 #   COUNT=10 BENCH=Happy bench/run.sh # 10 rounds of the happy path only
-#   TAGS=fullpipeline bench/run.sh    # before the fullpipeline tag is removed
 #
 # Each round runs every benchmark once (-count=1), so a burst of noise on
 # the shared machine hits all libraries alike instead of one library's
