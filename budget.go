@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/resilient-go/resilient/internal/deadline"
 )
 
 // Defaults of a RetryBudget, Finagle's numbers.
@@ -73,10 +75,6 @@ const (
 	budgetMaxReserve = 1 << 38
 )
 
-// clockOrigin anchors the default clock; time.Since reads the monotonic
-// clock, so wall-clock jumps do not empty or refill a budget.
-var clockOrigin = time.Now()
-
 // validate panics on a field out of range, naming it.
 func (b *RetryBudget) validate() {
 	if b == nil || b.Unlimited {
@@ -122,15 +120,14 @@ func (b *RetryBudget) reserve(cost int64) int64 {
 }
 
 // slice returns the number of the current time slice.
-func (b *RetryBudget) slice() uint64 { return b.sliceAt(time.Now()) }
+func (b *RetryBudget) slice() uint64 { return b.sliceAt(deadline.Now()) }
 
-// sliceAt returns the number of the time slice holding t.
-func (b *RetryBudget) sliceAt(t time.Time) uint64 {
-	var now time.Duration
+// sliceAt returns the number of the time slice holding now, an offset on
+// the monotonic clock (deadline.Now), so wall-clock jumps neither empty
+// nor refill a budget.
+func (b *RetryBudget) sliceAt(now time.Duration) uint64 {
 	if b.now != nil {
 		now = b.now()
-	} else {
-		now = t.Sub(clockOrigin)
 	}
 	return uint64(now / (b.window() / budgetSlices))
 }
@@ -144,9 +141,9 @@ func (b *RetryBudget) onCall() {
 	b.add(b.slice(), budgetDeposit)
 }
 
-// onCallAt is onCall for a call that started at t, for a caller that has
-// read the clock already: one read fewer on every call.
-func (b *RetryBudget) onCallAt(t time.Time) {
+// onCallAt is onCall for a call that started at t (deadline.Now), for a
+// caller that has read the clock already: one read fewer on every call.
+func (b *RetryBudget) onCallAt(t time.Duration) {
 	if b == nil || b.Unlimited {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/deadline"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
@@ -186,14 +187,14 @@ type retryTransport struct {
 var _ http.RoundTripper = (*retryTransport)(nil)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	start := time.Now() // for the budget and the total deadline alike
+	start := deadline.Now() // for the budget and the total deadline alike
 	t.p.Budget.onCallAt(start)
 	resp, err := t.next.RoundTrip(req)
 	if !t.retryable(req, resp, err) {
 		return resp, err
 	}
 	if t.total > 0 {
-		return t.retryWithin(req, start.Add(t.total), resp, err)
+		return t.retryWithin(req, deadline.Add(start, t.total), resp, err)
 	}
 	return t.retry(req, resp, err)
 }
@@ -201,9 +202,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // retryWithin is retry under the total deadline end, which from here on
 // bounds the waits, the later attempts and the last body read, as a
 // Timeout stage above would have.
-func (t *retryTransport) retryWithin(req *http.Request, end time.Time, resp *http.Response, err error) (*http.Response, error) {
+func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, resp *http.Response, err error) (*http.Response, error) {
 	parent := req.Context()
-	if pd, ok := parent.Deadline(); ok && !end.Before(pd) {
+	if pd, ok := parent.Deadline(); ok && end >= deadline.Offset(pd) {
 		return t.retry(req, resp, err) // the caller's deadline is sooner
 	}
 	c := &timeoutCall{after: t.total}

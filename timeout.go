@@ -48,8 +48,8 @@ type timeoutCall struct {
 
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	parent := req.Context()
-	end := time.Now().Add(t.d)
-	if pd, ok := parent.Deadline(); ok && !end.Before(pd) {
+	end := deadline.Add(deadline.Now(), t.d)
+	if pd, ok := parent.Deadline(); ok && end >= deadline.Offset(pd) {
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}

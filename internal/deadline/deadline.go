@@ -6,19 +6,47 @@
 // would pay twice. A Context creates its channel and timer only when
 // somebody asks for Done; until then Err checks the clock itself. Both paths
 // report the same outcome, so callers cannot tell the difference.
+//
+// Times are kept as offsets on the monotonic clock from a process-wide
+// origin (see Now): reading it costs half of time.Now, which reads the
+// wall clock too, and the happy path reads the clock on every call.
 package deadline
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
 
+// origin anchors Now. It carries a monotonic reading, so the times Time
+// makes from offsets compare on the monotonic clock too.
+var origin = time.Now()
+
+// Now is the time since origin on the monotonic clock.
+func Now() time.Duration { return time.Since(origin) }
+
+// Time is the time.Time of an offset from Now.
+func Time(at time.Duration) time.Time { return origin.Add(at) }
+
+// Offset is t as an offset comparable with Now (saturating for times
+// centuries away).
+func Offset(t time.Time) time.Duration { return t.Sub(origin) }
+
+// Add is at+d for a non-negative d, saturating instead of overflowing, so
+// that a timeout of centuries still lies ahead.
+func Add(at, d time.Duration) time.Duration {
+	if at > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return at + d
+}
+
 // Context is a context.Context that ends at a deadline, when its parent
 // ends, or when Release is called. Safe for concurrent use.
 type Context struct {
-	parent   context.Context
-	deadline time.Time
+	parent context.Context
+	end    time.Duration // the deadline, as an offset from Now
 
 	mu         sync.Mutex
 	done       chan struct{} // guarded by mu; nil until Done is called
@@ -27,16 +55,16 @@ type Context struct {
 	stopParent func() bool   // guarded by mu
 }
 
-// Init sets c up to end at d or when parent ends. It is Init rather than a
-// constructor so that callers can embed a Context in a per-call struct.
-// d must not be after parent's own deadline.
-func (c *Context) Init(parent context.Context, d time.Time) {
+// Init sets c up to end at end (an offset from Now) or when parent ends.
+// It is Init rather than a constructor so that callers can embed a Context
+// in a per-call struct. end must not be after parent's own deadline.
+func (c *Context) Init(parent context.Context, end time.Duration) {
 	c.parent = parent
-	c.deadline = d
+	c.end = end
 }
 
 // Deadline reports the deadline given to Init.
-func (c *Context) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *Context) Deadline() (time.Time, bool) { return Time(c.end), true }
 
 // Value delegates to the parent.
 func (c *Context) Value(key any) any { return c.parent.Value(key) }
@@ -57,7 +85,7 @@ func (c *Context) Done() <-chan struct{} {
 		c.endLocked(err)
 		return c.done
 	}
-	wait := time.Until(c.deadline)
+	wait := c.end - Now()
 	if wait <= 0 {
 		c.endLocked(context.DeadlineExceeded)
 		return c.done
@@ -91,7 +119,7 @@ func (c *Context) Err() error {
 	}
 	if err := ancestorErr(c.parent); err != nil {
 		c.endLocked(err)
-	} else if !time.Now().Before(c.deadline) {
+	} else if Now() >= c.end {
 		c.endLocked(context.DeadlineExceeded)
 	}
 	return c.err
@@ -167,5 +195,5 @@ func (c *Context) endLocked(err error) {
 
 // String names the context for debugging, as the standard ones do.
 func (c *Context) String() string {
-	return "resilient.deadline(" + c.deadline.String() + ")"
+	return "resilient.deadline(" + Time(c.end).String() + ")"
 }

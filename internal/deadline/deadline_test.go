@@ -12,7 +12,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newCtx(parent context.Context, d time.Duration) *Context {
 	c := new(Context)
-	c.Init(parent, time.Now().Add(d))
+	c.Init(parent, Now()+d)
 	return c
 }
 
