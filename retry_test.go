@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -471,16 +470,7 @@ func TestRetryDroppedConnectionRetried(t *testing.T) {
 }
 
 func TestRetryUntrustedCertificateOneHandshake(t *testing.T) {
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.StartTLS()
-	defer srv.Close()
+	srv := resilienttest.NewTLSServer(t)
 	p, _, _ := fastPolicy(resilient.RetryPolicy{MaxAttempts: 5})
 	resp, err := retryClient(t, p).Get(srv.URL)
 	if resp != nil {
@@ -490,8 +480,8 @@ func TestRetryUntrustedCertificateOneHandshake(t *testing.T) {
 	if !errors.As(err, &cve) {
 		t.Fatalf("got %v, want a certificate verification error", err)
 	}
-	if conns.Load() != 1 {
-		t.Errorf("%d connections, want 1 handshake", conns.Load())
+	if srv.Conns() != 1 || srv.Count() != 0 {
+		t.Errorf("%d connections and %d requests, want 1 handshake and no request", srv.Conns(), srv.Count())
 	}
 }
 

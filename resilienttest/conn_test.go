@@ -2,9 +2,11 @@ package resilienttest_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -175,4 +177,38 @@ func TestDripThenCut(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestTLSServer(t *testing.T) {
+	srv := resilienttest.NewTLSServer(t, resilienttest.FailFirst(1, http.StatusServiceUnavailable))
+	if !strings.HasPrefix(srv.URL, "https://127.0.0.1:") {
+		t.Fatalf("URL = %q, want https://127.0.0.1:port", srv.URL)
+	}
+	for i, want := range []int{503, 200} {
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatalf("request %d through the trusting client: %v", i+1, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body) // so the connection is reused
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("request %d: got %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+
+	// Any other client rejects the certificate: no request reaches the
+	// script, but the connection is counted.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	_, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	var verr *tls.CertificateVerificationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("untrusting client got %v, want a *tls.CertificateVerificationError", err)
+	}
+	if srv.Count() != 2 {
+		t.Errorf("Count() = %d, want 2: a failed handshake is no request", srv.Count())
+	}
+	if srv.Conns() != 2 {
+		t.Errorf("Conns() = %d, want 2 (the trusting client's one and the failed handshake's)", srv.Conns())
+	}
 }

@@ -19,8 +19,10 @@
 // and Hang wait; Header and RetryAfter add headers; Drip, Truncate and
 // ResetMidBody shape how the final response's body is delivered. With no
 // answer, the response is 200 "OK". Selectors pick which requests a group
-// of faults applies to: OnRequests, After, Every, OnMethod, OnPath.
-// Requests are numbered from 1 in order of arrival.
+// of faults applies to: OnRequests, After, Every, OnMethod, OnPath, and
+// Switch, which the test turns on and off between calls. Requests are
+// numbered from 1 in order of arrival. NewTLSServer serves HTTPS with a
+// certificate only the server's Client trusts.
 //
 // Faults that take time take a duration, so tests stay fast. Waits end when
 // the client goes away; a Server's Close (run by NewServer at the end of the

@@ -102,6 +102,33 @@ func ExampleHang() {
 	// 200 OK
 }
 
+// A Switch takes a dependency down and brings it back between calls, for
+// tests of what a client does while it is down and after it recovers.
+func ExampleSwitch() {
+	down := resilienttest.Switch(resilienttest.Status(http.StatusServiceUnavailable))
+	srv := resilienttest.StartServer(down)
+	defer srv.Close()
+
+	get := func() {
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	get()
+	down.On()
+	get()
+	down.Off()
+	get()
+	// Output:
+	// 200 OK
+	// 503 Service Unavailable
+	// 200 OK
+}
+
 // Which requests FailFraction fails depends only on the seed and the
 // request numbers, so a flaky dependency is reproducible.
 func ExampleFailFraction() {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -286,6 +287,32 @@ func OnMethod(method string, faults ...Fault) Fault {
 // OnPath applies faults only to requests for the given URL path.
 func OnPath(path string, faults ...Fault) Fault {
 	return when(func(c *call) bool { return c.req.URL.Path == path }, faults)
+}
+
+// SwitchFault applies its faults only while it is on, so a test can take a
+// dependency down and bring it back between calls ("down now", "up
+// again"). Create it with Switch. It is safe for concurrent use.
+type SwitchFault struct {
+	on     atomic.Bool
+	faults []Fault
+}
+
+// Switch returns a fault, off at first, that applies faults while it is on.
+func Switch(faults ...Fault) *SwitchFault {
+	return &SwitchFault{faults: append([]Fault(nil), faults...)}
+}
+
+// On applies the faults to the requests that arrive from now on.
+func (s *SwitchFault) On() { s.on.Store(true) }
+
+// Off lets the requests that arrive from now on pass the faults by.
+func (s *SwitchFault) Off() { s.on.Store(false) }
+
+func (s *SwitchFault) apply(c *call) bool {
+	if !s.on.Load() {
+		return false
+	}
+	return runScript(c, s.faults)
 }
 
 func when(match func(*call) bool, faults []Fault) Fault {

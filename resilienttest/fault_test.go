@@ -397,3 +397,32 @@ func TestNestedSelectors(t *testing.T) {
 		t.Errorf("got %v, want %s", got, want)
 	}
 }
+
+func TestSwitch(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, start func(*testing.T, ...resilienttest.Fault) fake) {
+		down := resilienttest.Switch(resilienttest.Status(http.StatusServiceUnavailable))
+		f := start(t, down, resilienttest.Respond(http.StatusOK, "up"))
+		steps := []struct {
+			flip func()
+			code int
+			body string
+		}{
+			{nil, 200, "up"},
+			{down.On, 503, "Service Unavailable"},
+			{nil, 503, "Service Unavailable"},
+			{down.Off, 200, "up"},
+			{down.On, 503, "Service Unavailable"},
+		}
+		for i, s := range steps {
+			if s.flip != nil {
+				s.flip()
+			}
+			if code, body := get(t, f, "/"); code != s.code || body != s.body {
+				t.Errorf("request %d: got %d %q, want %d %q", i+1, code, body, s.code, s.body)
+			}
+		}
+		if n := f.rec.Count(); n != len(steps) {
+			t.Errorf("Count() = %d, want %d", n, len(steps))
+		}
+	})
+}

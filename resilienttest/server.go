@@ -2,6 +2,8 @@ package resilienttest
 
 import (
 	"bufio"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +18,8 @@ import (
 // for every request and records what it received. It is safe for
 // concurrent use.
 type Server struct {
-	// URL is the server's base URL, "http://127.0.0.1:port".
+	// URL is the server's base URL, "http://127.0.0.1:port" (https for a
+	// TLS server).
 	URL string
 
 	srv     *httptest.Server
@@ -37,9 +40,25 @@ func NewServer(t testing.TB, faults ...Fault) *Server {
 	return s
 }
 
+// NewTLSServer is NewServer over HTTPS, with a certificate for 127.0.0.1
+// that only the server's Client trusts: any other client fails the
+// handshake with a certificate error, which is how to test one.
+func NewTLSServer(t testing.TB, faults ...Fault) *Server {
+	t.Helper()
+	s := StartTLSServer(faults...)
+	t.Cleanup(s.Close)
+	return s
+}
+
 // StartServer is NewServer for code without a testing.TB, such as examples
 // and demo programs: the caller must call Close.
-func StartServer(faults ...Fault) *Server {
+func StartServer(faults ...Fault) *Server { return start(false, faults) }
+
+// StartTLSServer is NewTLSServer for code without a testing.TB: the caller
+// must call Close.
+func StartTLSServer(faults ...Fault) *Server { return start(true, faults) }
+
+func start(tls bool, faults []Fault) *Server {
 	s := &Server{faults: append([]Fault(nil), faults...), closing: make(chan struct{})}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
@@ -47,13 +66,20 @@ func StartServer(faults ...Fault) *Server {
 			s.conns.Add(1)
 		}
 	}
-	s.srv.Start()
+	if tls {
+		// A handshake a client refuses is the point of a TLS fake, not
+		// news: keep net/http from logging each one.
+		s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		s.srv.StartTLS()
+	} else {
+		s.srv.Start()
+	}
 	s.URL = s.srv.URL
 	return s
 }
 
 // Client returns an http.Client for the server whose idle connections are
-// closed with the server.
+// closed with the server; for a TLS server it trusts the certificate.
 func (s *Server) Client() *http.Client { return s.srv.Client() }
 
 // Close releases every held request, shuts the server down and waits for
