@@ -490,3 +490,50 @@ func FuzzIdempotencyPolicy(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPipelineTimeouts fuzzes the standard pipeline's timeout options
+// together with the bulkhead's wait, which decide whether Retry enforces
+// the total itself: whatever they are, a call to a dependency that never
+// answers ends with the total timeout, and soon.
+func FuzzPipelineTimeouts(f *testing.F) {
+	f.Add(int64(10*time.Second), uint8(20), int64(0))
+	f.Add(int64(time.Millisecond), uint8(50), int64(time.Millisecond))
+	f.Add(int64(math.MaxInt64), uint8(10), int64(time.Nanosecond)) // overflowed the fuse check
+	f.Add(int64(5*time.Millisecond), uint8(0), int64(math.MaxInt64))
+	f.Add(int64(0), uint8(10), int64(0))
+	f.Add(int64(time.Second), uint8(10), int64(-1))
+	f.Fuzz(func(t *testing.T, attempt int64, totalMillis uint8, maxWait int64) {
+		// The total stays short so that every input runs fast; the attempt
+		// timeout and the wait range over everything.
+		total := time.Duration(totalMillis%100+1) * time.Millisecond
+		var broken brokenFields
+		broken.need(attempt > 0, "WithAttemptTimeout")
+		broken.need(maxWait >= 0, "BulkheadPolicy.MaxWait")
+		var rt http.RoundTripper
+		if !builds(t, broken, func() {
+			rt = resilient.NewTransport(resilienttest.NewTransport(resilienttest.Hang()),
+				resilient.WithTotalTimeout(total),
+				resilient.WithAttemptTimeout(time.Duration(attempt)),
+				resilient.WithBulkhead(resilient.BulkheadPolicy{MaxWait: time.Duration(maxWait)}),
+				resilient.WithRetry(resilient.RetryPolicy{InitialDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+		}) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		resp, err := roundTrip(ctx, t, rt, http.MethodGet)
+		took := time.Since(start)
+		if resp != nil {
+			resp.Body.Close()
+			t.Fatalf("got %s from a dependency that never answers", resp.Status)
+		}
+		var te *resilient.TimeoutError
+		if !errors.As(err, &te) || te.After != min(total, time.Duration(attempt)) && te.After != total {
+			t.Fatalf("total %v, attempt %v, wait %v: got %v, want a timeout", total, time.Duration(attempt), time.Duration(maxWait), err)
+		}
+		if took > total+5*time.Second {
+			t.Fatalf("total %v, attempt %v, wait %v: took %v", total, time.Duration(attempt), time.Duration(maxWait), took)
+		}
+	})
+}
