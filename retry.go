@@ -204,7 +204,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Timeout stage above would have.
 func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, resp *http.Response, err error) (*http.Response, error) {
 	parent := req.Context()
-	if pd, ok := parent.Deadline(); ok && end >= deadline.Offset(pd) {
+	if pd, ok := deadline.DeadlineOf(parent); ok && end >= pd {
 		return t.retry(req, resp, err) // the caller's deadline is sooner
 	}
 	c := &timeoutCall{after: t.total}
@@ -239,7 +239,7 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 		if !ok {
 			return resp, err
 		}
-		if dl, has := ctx.Deadline(); has && !time.Now().Add(delay).Before(dl) {
+		if dl, has := deadline.DeadlineOf(ctx); has && deadline.Add(deadline.Now(), delay) >= dl {
 			return resp, err
 		}
 		ev := telemetry.Event{Attempt: n, Delay: delay, Err: err}

@@ -49,7 +49,7 @@ type timeoutCall struct {
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	parent := req.Context()
 	end := deadline.Add(deadline.Now(), t.d)
-	if pd, ok := parent.Deadline(); ok && end >= deadline.Offset(pd) {
+	if pd, ok := deadline.DeadlineOf(parent); ok && end >= pd {
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}

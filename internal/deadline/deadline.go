@@ -26,12 +26,20 @@ var origin = time.Now()
 // Now is the time since origin on the monotonic clock.
 func Now() time.Duration { return time.Since(origin) }
 
-// Time is the time.Time of an offset from Now.
-func Time(at time.Duration) time.Time { return origin.Add(at) }
-
 // Offset is t as an offset comparable with Now (saturating for times
-// centuries away).
-func Offset(t time.Time) time.Duration { return t.Sub(origin) }
+// centuries away). A t without a monotonic reading (from time.Date, a
+// parsed header, Round(0), ...) is measured on today's wall clock, as
+// time.Until does: the wall clock may have moved since origin.
+func Offset(t time.Time) time.Duration {
+	if t == t.Round(0) {
+		u := time.Until(t)
+		if u > 0 {
+			return Add(Now(), u)
+		}
+		return Now() + u
+	}
+	return t.Sub(origin)
+}
 
 // Add is at+d for a non-negative d, saturating instead of overflowing, so
 // that a timeout of centuries still lies ahead.
@@ -63,8 +71,25 @@ func (c *Context) Init(parent context.Context, end time.Duration) {
 	c.end = end
 }
 
-// Deadline reports the deadline given to Init.
-func (c *Context) Deadline() (time.Time, bool) { return Time(c.end), true }
+// Deadline reports the deadline given to Init, with a wall reading taken
+// now, so that it is right even if the wall clock has moved since origin.
+func (c *Context) Deadline() (time.Time, bool) {
+	now := time.Now()
+	return now.Add(c.end - now.Sub(origin)), true
+}
+
+// DeadlineOf is ctx's deadline as an offset from Now, and whether it has
+// one; a *Context answers without reading the clock.
+func DeadlineOf(ctx context.Context) (time.Duration, bool) {
+	if c, ok := ctx.(*Context); ok {
+		return c.end, true
+	}
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return Offset(d), true
+}
 
 // Value delegates to the parent.
 func (c *Context) Value(key any) any { return c.parent.Value(key) }
@@ -195,5 +220,6 @@ func (c *Context) endLocked(err error) {
 
 // String names the context for debugging, as the standard ones do.
 func (c *Context) String() string {
-	return "resilient.deadline(" + Time(c.end).String() + ")"
+	d, _ := c.Deadline()
+	return "resilient.deadline(" + d.String() + ")"
 }

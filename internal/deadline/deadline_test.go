@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -115,5 +116,64 @@ func TestValueFromParent(t *testing.T) {
 	c := newCtx(context.WithValue(context.Background(), key{}, "v"), time.Hour)
 	if c.Value(key{}) != "v" {
 		t.Error("Value not delegated to the parent")
+	}
+}
+
+// skewOrigin makes origin's wall reading d later than it was, keeping its
+// monotonic one: as if the wall clock had been stepped back by d since the
+// process started. time.Time has no API for that, hence unsafe.
+func skewOrigin(t *testing.T, d time.Duration) {
+	saved := origin
+	t.Cleanup(func() { origin = saved })
+	p := (*struct{ wall uint64 })(unsafe.Pointer(&origin))
+	p.wall += uint64(d/time.Second) << 30 // seconds sit above 30 bits of nanoseconds
+	if origin.Sub(saved) != 0 || origin.Round(0).Sub(saved.Round(0)) != d {
+		t.Fatalf("could not skew origin's wall clock by %v: has time.Time's layout changed?", d)
+	}
+}
+
+func TestWallOnlyDeadlineAfterClockStep(t *testing.T) {
+	skewOrigin(t, time.Hour)
+	want := Now() + 10*time.Second
+	got := Offset(time.Now().Add(10 * time.Second).Round(0)) // no monotonic reading
+	if got < want-time.Second || got > want+time.Second {
+		t.Errorf("Offset of a wall-only deadline 10s away = %v from now, want about 10s", got-Now())
+	}
+	if got := Offset(time.Now().Add(10 * time.Second)); got < want-time.Second || got > want+time.Second {
+		t.Errorf("Offset of a monotonic deadline 10s away = %v from now, want about 10s", got-Now())
+	}
+}
+
+func TestDeadlineWallReadingAfterClockStep(t *testing.T) {
+	skewOrigin(t, time.Hour)
+	c := newCtx(context.Background(), 10*time.Second)
+	defer c.Release()
+	d, ok := c.Deadline()
+	if !ok {
+		t.Fatal("no deadline")
+	}
+	// Round(0) compares wall readings, which is what a deadline sent
+	// elsewhere carries.
+	if left := d.Round(0).Sub(time.Now().Round(0)); left < 9*time.Second || left > 11*time.Second {
+		t.Errorf("Deadline() wall reading is %v away, want about 10s", left)
+	}
+	if left := time.Until(d); left < 9*time.Second || left > 11*time.Second {
+		t.Errorf("Deadline() monotonic reading is %v away, want about 10s", left)
+	}
+}
+
+func TestDeadlineOfSkipsTheClockForOurContext(t *testing.T) {
+	c := newCtx(context.Background(), time.Minute)
+	defer c.Release()
+	if end, ok := DeadlineOf(c); !ok || end != c.end {
+		t.Errorf("DeadlineOf(*Context) = %v, %v; want %v, true", end, ok, c.end)
+	}
+	if _, ok := DeadlineOf(context.Background()); ok {
+		t.Error("DeadlineOf(Background) reported a deadline")
+	}
+	parent, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if end, ok := DeadlineOf(parent); !ok || end < Now()+59*time.Second || end > Now()+time.Minute {
+		t.Errorf("DeadlineOf(WithTimeout(1m)) = %v from now, want about 1m", end-Now())
 	}
 }
