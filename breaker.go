@@ -13,6 +13,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/resilient-go/resilient/internal/deadline"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/registry"
 	"github.com/resilient-go/resilient/internal/rolling"
@@ -138,7 +139,7 @@ func WithBreaker(p BreakerPolicy) Option {
 func CircuitBreaker(p BreakerPolicy) Middleware {
 	p = p.withDefaults()
 	return func(next http.RoundTripper) http.RoundTripper {
-		t := &breakerTransport{next: httpx.OrDefault(next), p: p, epoch: time.Now()}
+		t := &breakerTransport{next: httpx.OrDefault(next), p: p}
 		t.reg = registry.New(registry.Policy[compartmentKey, *breaker]{
 			Max:  p.MaxKeys,
 			New:  t.newBreaker,
@@ -159,10 +160,10 @@ func (p BreakerPolicy) withDefaults() BreakerPolicy {
 		panic("resilient: BreakerPolicy.FailureRatio must be in [0, 1], got " + strconv.FormatFloat(p.FailureRatio, 'g', -1, 64))
 	}
 	// gobreaker counts in uint32.
-	if p.HalfOpenRequests > math.MaxUint32 {
+	if uint64(p.HalfOpenRequests) > math.MaxUint32 {
 		panic("resilient: BreakerPolicy.HalfOpenRequests is too large")
 	}
-	if p.ConsecutiveFailures > math.MaxUint32 {
+	if uint64(p.ConsecutiveFailures) > math.MaxUint32 {
 		panic("resilient: BreakerPolicy.ConsecutiveFailures is too large")
 	}
 	def := func(v *int, d int) {
@@ -202,10 +203,9 @@ var (
 )
 
 type breakerTransport struct {
-	next  http.RoundTripper
-	p     BreakerPolicy
-	reg   *registry.Map[compartmentKey, *breaker]
-	epoch time.Time // monotonic origin for breaker.openUntil
+	next http.RoundTripper
+	p    BreakerPolicy
+	reg  *registry.Map[compartmentKey, *breaker]
 }
 
 var _ http.RoundTripper = (*breakerTransport)(nil)
@@ -224,7 +224,7 @@ type breaker struct {
 	// Written by onChange, under gobreaker's lock.
 	gen       atomic.Uint64 // counts state changes
 	state     atomic.Int32  // the State as of the last change
-	openUntil atomic.Int64  // nanoseconds since t.epoch; set before state becomes open
+	openUntil atomic.Int64  // a deadline.Now offset; set before state becomes open
 	pending   atomic.Bool   // queue may be non-empty
 
 	mu         sync.Mutex
@@ -238,7 +238,7 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 	b := &breaker{t: t, key: k.String()}
 	b.successes.Period = int64(t.p.Window / rolling.Buckets)
 	jitter := time.Duration(t.p.jitter() * 0.1 * float64(t.p.OpenTimeout))
-	b.timeout = time.Duration(addSat(int64(t.p.OpenTimeout), int64(jitter)))
+	b.timeout = deadline.Add(t.p.OpenTimeout, jitter)
 	minReq := uint64(t.p.MinRequests)
 	consec := uint32(t.p.ConsecutiveFailures)
 	ratio := t.p.FailureRatio
@@ -262,7 +262,8 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 	return b
 }
 
-func (t *breakerTransport) since() int64 { return int64(time.Since(t.epoch)) }
+// since reads the clock shared with the other stages (deadline.Now).
+func (t *breakerTransport) since() int64 { return int64(deadline.Now()) }
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := t.reg.Get(keyOf(t.p.Key, req))
@@ -389,7 +390,7 @@ func (t *breakerTransport) reject(req *http.Request, b *breaker, wait time.Durat
 // it only records the change; flush delivers it once the lock is released.
 func (b *breaker) onChange(_ string, from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
-		b.openUntil.Store(addSat(b.t.since(), int64(b.timeout)))
+		b.openUntil.Store(int64(deadline.Add(deadline.Now(), b.timeout)))
 	}
 	if to == gobreaker.StateClosed {
 		b.successes.Reset()
@@ -457,14 +458,3 @@ var _ telemetry.Gauge = (*breakerTransport)(nil)
 
 // CloseIdleConnections forwards to the next transport.
 func (t *breakerTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
-
-// windowBuckets is how many buckets a rolling Window has.
-
-// addSat adds two non-negative int64s, saturating instead of wrapping, so
-// that an OpenTimeout of centuries stays positive.
-func addSat(a, b int64) int64 {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
-}
