@@ -143,7 +143,7 @@ func FuzzRetryPolicy(f *testing.F) {
 	f.Add(-1, int64(-1), int64(-1), int64(-1), uint8(2), -1.0, int64(-1), -1, uint8(0), uint32(0))
 	f.Add(2, int64(time.Second), int64(time.Millisecond), int64(0), uint8(2), 101.0, int64(time.Millisecond), 0, uint8(1), uint32(0))
 	// Budgets past the edges of their packed integers (found by this target).
-	f.Add(5, int64(0), int64(0), int64(0), uint8(2), 0.0, int64(0), 1<<62, uint8(3), uint32(0))
+	f.Add(5, int64(0), int64(0), int64(0), uint8(2), 0.0, int64(0), math.MaxInt, uint8(3), uint32(0))
 	f.Add(4, int64(0), int64(0), int64(0), uint8(2), 1e-10, int64(time.Second), 1, uint8(3), uint32(0))
 	f.Add(4, int64(0), int64(0), int64(0), uint8(2), 1e-300, int64(10*time.Millisecond), 1, uint8(3), uint32(0))
 	f.Fuzz(func(t *testing.T, maxAttempts int, initial, maxDelay, maxRetryAfter int64,
@@ -227,16 +227,16 @@ func FuzzBreakerPolicy(f *testing.F) {
 	f.Add(0, 0, int64(0), int64(0), 0, 0, 1.5, 0.0, uint8(1))
 	// Past gobreaker's uint32 counts, and an OpenTimeout whose jitter
 	// would overflow (found by this target).
-	f.Add(1<<32, 0, int64(0), int64(0), 0, 0, 0.0, 0.0, uint8(5))
+	f.Add(int(min(math.MaxInt, 1<<32)), 0, int64(0), int64(0), 0, 0, 0.0, 0.0, uint8(5))
 	f.Add(0, 0, int64(time.Hour), int64(math.MaxInt64), 0, 0, 0.0, 0.5, uint8(5))
 	f.Fuzz(func(t *testing.T, consecutive, minRequests int, window, openTimeout int64,
 		halfOpen, maxKeys int, ratio, jitter float64, failures uint8) {
 		var broken brokenFields
-		broken.need(consecutive >= 0 && consecutive <= math.MaxUint32, "BreakerPolicy.ConsecutiveFailures")
+		broken.need(consecutive >= 0 && uint64(consecutive) <= math.MaxUint32, "BreakerPolicy.ConsecutiveFailures")
 		broken.need(minRequests >= 0, "BreakerPolicy.MinRequests")
 		broken.need(window >= 0, "BreakerPolicy.Window")
 		broken.need(openTimeout >= 0, "BreakerPolicy.OpenTimeout")
-		broken.need(halfOpen >= 0 && halfOpen <= math.MaxUint32, "BreakerPolicy.HalfOpenRequests")
+		broken.need(halfOpen >= 0 && uint64(halfOpen) <= math.MaxUint32, "BreakerPolicy.HalfOpenRequests")
 		broken.need(maxKeys >= 0, "BreakerPolicy.MaxKeys")
 		broken.need(ratio >= 0 && ratio <= 1, "BreakerPolicy.FailureRatio")
 		p := resilient.BreakerPolicy{

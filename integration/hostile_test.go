@@ -29,7 +29,7 @@ var fastRetry = resilient.RetryPolicy{
 
 func TestHostileHugeErrorBodyIsNotRead(t *testing.T) {
 	const (
-		bodySize = 10 << 30 // what the server offers, per response
+		bodySize int64 = 10 << 30 // what the server offers, per response
 		// Per connection: the 64 KiB drain, the 1 KiB the caller reads,
 		// plus what the two socket buffers took before the close. Reading
 		// the body would be 10 GiB.
@@ -39,7 +39,7 @@ func TestHostileHugeErrorBodyIsNotRead(t *testing.T) {
 		readSlack         = 32 << 10
 	)
 	srv := newHostileServer(t, func(s *hostileServer, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
+		w.Header().Set("Content-Length", strconv.FormatInt(bodySize, 10))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		s.stream(w, r, bodySize)
 	})
