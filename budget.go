@@ -38,7 +38,8 @@ type RetryBudget struct {
 	// Zero means 10 s.
 	Window time.Duration
 	// MinPerSecond is how many retries per second are allowed whatever
-	// the ratio. Zero means 10.
+	// the ratio. Zero means 10. The floor is capped at 2^38·Ratio/100
+	// retries a Window (5.5e8 at the default Ratio, never under 274 877).
 	MinPerSecond int
 	// Unlimited switches the budget off: every retry is allowed. A policy
 	// with Budget: &RetryBudget{Unlimited: true} retries as MaxAttempts
@@ -69,8 +70,8 @@ const (
 
 	// A retry's cost and the floor are capped so that no slot's balance
 	// can leave its budgetValBits: a Ratio below budgetDeposit/budgetMaxCost
-	// (1e-4) counts as that, and a floor past budgetMaxReserve
-	// (hundreds of thousands of retries a window) as that.
+	// (1e-4) counts as that, and the floor holds at most
+	// budgetMaxReserve/cost retries a window (over 270 000).
 	budgetMaxCost    = 1_000_000
 	budgetMaxReserve = 1 << 38
 )
