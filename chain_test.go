@@ -1,7 +1,6 @@
 package resilient_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"math"
@@ -184,15 +183,7 @@ func TestStandardPipelineHugeAttemptTimeoutKeepsTotal(t *testing.T) {
 		resilient.WithAttemptTimeout(math.MaxInt64),
 		resilient.WithBulkhead(resilient.BulkheadPolicy{MaxWait: time.Nanosecond}),
 	)}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	start := time.Now()
-	resp, err := c.Do(req)
-	if resp != nil {
-		resp.Body.Close()
-	}
-	took := time.Since(start)
+	took, err := getWithin(c, srv.URL, 10*time.Second)
 	assertTimeout(t, err)
 	var te *resilient.TimeoutError
 	if !errors.As(err, &te) || te.After != 100*time.Millisecond {
