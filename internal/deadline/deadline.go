@@ -19,8 +19,8 @@ import (
 	"time"
 )
 
-// origin anchors Now. It carries a monotonic reading, so the times Time
-// makes from offsets compare on the monotonic clock too.
+// origin anchors Now and Offset; it carries a monotonic reading, so that
+// offsets of times that carry one are measured on the monotonic clock.
 var origin = time.Now()
 
 // Now is the time since origin on the monotonic clock.
