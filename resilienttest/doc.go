@@ -16,8 +16,8 @@
 //
 // A fault either answers the request and ends the script (Status, Respond,
 // FailFirst, FailFraction, ResetConn), or acts and passes it on: Latency
-// and Hang wait; Header and RetryAfter add headers; Drip, Truncate and
-// ResetMidBody shape how the final response's body is delivered. With no
+// and Hang wait; Header and RetryAfter add headers; Drip, Stall, Truncate
+// and ResetMidBody shape how the final response's body is delivered. With no
 // answer, the response is 200 "OK". Selectors pick which requests a group
 // of faults applies to: OnRequests, After, Every, OnMethod, OnPath, and
 // Switch, which the test turns on and off between calls. Requests are
@@ -31,4 +31,11 @@
 // The Transport does the same without sockets, in the caller's goroutine:
 // a connection reset is an error matching errors.Is(err,
 // syscall.ECONNRESET), a truncated body ends in io.ErrUnexpectedEOF.
+//
+// Besides the requests they received (Requests, Count), both report what a
+// client left running: InFlight and PeakInFlight count the requests being
+// handled now and the most at once, for tests of a concurrency limit; a
+// HangFault's Abandoned counts the held requests whose client gave up, for
+// tests that a timeout or a hedge really let go; and the Transport's
+// OpenBodies counts response bodies not yet closed, a leak check.
 package resilienttest

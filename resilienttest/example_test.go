@@ -198,3 +198,68 @@ func ExampleDrip() {
 	// Output:
 	// timed out: true
 }
+
+// A body that stops in the middle: the header and the first part arrive
+// at once, the rest never does. resilient's Timeout cuts the read.
+func ExampleStall() {
+	tr := resilienttest.NewTransport(
+		resilienttest.Stall(len("first part;")),
+		resilienttest.Respond(http.StatusOK, "first part;second part"),
+	)
+	client := &http.Client{Transport: resilient.Chain(tr, resilient.Timeout(20*time.Millisecond))}
+
+	resp, err := client.Get("http://stalls.test/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	fmt.Printf("read %q; timed out: %v\n", body, errors.Is(err, context.DeadlineExceeded))
+	// Output:
+	// read "first part;"; timed out: true
+}
+
+// Abandoned tells whether a client that timed out also let go of the
+// server, instead of leaving the request running there.
+func ExampleHangFault_Abandoned() {
+	h := resilienttest.Hang()
+	srv := resilienttest.StartServer(h)
+	defer srv.Close()
+	client := &http.Client{Transport: resilient.Chain(nil, resilient.Timeout(20*time.Millisecond))}
+	defer client.CloseIdleConnections()
+
+	_, err := client.Get(srv.URL)
+	fmt.Println("timed out:", errors.Is(err, context.DeadlineExceeded))
+
+	// The server sees the client go a moment after the client's error.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.AwaitAbandoned(ctx, 1); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("abandoned:", h.Abandoned(), "still held:", h.Waiting())
+	// Output:
+	// timed out: true
+	// abandoned: 1 still held: 0
+}
+
+// OpenBodies catches a client that forgets to close a response body.
+func ExampleTransport_OpenBodies() {
+	tr := resilienttest.NewTransport()
+	client := &http.Client{Transport: tr}
+
+	leaky := func() {
+		resp, err := client.Get("http://api.test/")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_, _ = io.ReadAll(resp.Body) // read, but never closed
+	}
+	leaky()
+	fmt.Println("open bodies:", tr.OpenBodies())
+	// Output:
+	// open bodies: 1
+}

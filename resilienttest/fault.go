@@ -14,9 +14,9 @@ import (
 // request. Faults run in the order given. A fault that answers the request
 // (Status, Respond, FailFirst, FailFraction, ResetConn) ends the script;
 // the others wait (Latency, Hang), add headers (Header, RetryAfter) or shape
-// how the final response's body is delivered (Drip, Truncate, ResetMidBody),
-// and pass the request on. When no fault answers, the response is 200 with
-// the body "OK".
+// how the final response's body is delivered (Drip, Stall, Truncate,
+// ResetMidBody), and pass the request on. When no fault answers, the
+// response is 200 with the body "OK".
 //
 // Faults are safe for concurrent use and may be shared between servers.
 type Fault interface {
@@ -150,7 +150,7 @@ func ResetMidBody(n int) Fault {
 		panic(fmt.Sprintf("resilienttest: ResetMidBody: n = %d, want n >= 0", n))
 	}
 	return faultFunc(func(c *call) bool {
-		c.cut, c.rst = n, true
+		c.cut, c.rst, c.stall = n, true, false
 		return false
 	})
 }
@@ -164,7 +164,27 @@ func Truncate(n int) Fault {
 		panic(fmt.Sprintf("resilienttest: Truncate: n = %d, want n >= 0", n))
 	}
 	return faultFunc(func(c *call) bool {
-		c.cut, c.rst = n, false
+		c.cut, c.rst, c.stall = n, false, false
+		return false
+	})
+}
+
+// Stall sends the response's header, announcing the body's full
+// Content-Length, and its first n body bytes at once, then sends nothing
+// more until the client goes away or the server closes: a dependency that
+// hangs in the middle of a body (Drip, by contrast, waits before its first
+// piece). Reading the body yields those bytes and then blocks until the
+// client's deadline or cancellation, or the body's Close. When n covers
+// the whole body, the announced length is one byte more, so the body can
+// never look complete. With Drip, the n bytes arrive in Drip's pieces
+// before the stall. A response without a body (HEAD, 204, 304) is sent
+// whole.
+func Stall(n int) Fault {
+	if n < 0 {
+		panic(fmt.Sprintf("resilienttest: Stall: n = %d, want n >= 0", n))
+	}
+	return faultFunc(func(c *call) bool {
+		c.cut, c.rst, c.stall = n, false, true
 		return false
 	})
 }
@@ -191,9 +211,10 @@ type HangFault struct {
 	released chan struct{}
 	once     sync.Once
 
-	mu      sync.Mutex
-	waiting int           // guarded by mu
-	changed chan struct{} // guarded by mu; closed and replaced when waiting changes
+	mu        sync.Mutex
+	waiting   int           // guarded by mu
+	abandoned int           // guarded by mu
+	changed   chan struct{} // guarded by mu; closed and replaced when a count changes
 }
 
 // Hang returns a fault that holds every request reaching it until Release.
@@ -215,15 +236,37 @@ func (h *HangFault) Waiting() int {
 	return h.waiting
 }
 
+// Abandoned reports how many held requests have ended because their
+// client went away (a timeout, a cancelled hedge) rather than by Release or
+// the server's Close: proof that the client gave up on the server's side
+// too. On a Server the count follows the client's error by a moment; use
+// AwaitAbandoned to wait for it.
+func (h *HangFault) Abandoned() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.abandoned
+}
+
 // Await blocks until the fault holds at least n requests at once, and
 // returns ctx.Err() if ctx ends first. Tests use it to know that calls are
 // in flight before acting on them.
 func (h *HangFault) Await(ctx context.Context, n int) error {
+	return h.await(ctx, func() bool { return h.waiting >= n })
+}
+
+// AwaitAbandoned blocks until Abandoned reports at least n, and returns
+// ctx.Err() if ctx ends first.
+func (h *HangFault) AwaitAbandoned(ctx context.Context, n int) error {
+	return h.await(ctx, func() bool { return h.abandoned >= n })
+}
+
+// await blocks until done, which requires mu held, reports true.
+func (h *HangFault) await(ctx context.Context, done func() bool) error {
 	for {
 		h.mu.Lock()
-		w, ch := h.waiting, h.changed
+		ok, ch := done(), h.changed
 		h.mu.Unlock()
-		if w >= n {
+		if ok {
 			return nil
 		}
 		select {
@@ -234,9 +277,11 @@ func (h *HangFault) Await(ctx context.Context, n int) error {
 	}
 }
 
-func (h *HangFault) add(d int) {
+// count changes the counts by the deltas and wakes the waiters of await.
+func (h *HangFault) count(waiting, abandoned int) {
 	h.mu.Lock()
-	h.waiting += d
+	h.waiting += waiting
+	h.abandoned += abandoned
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
@@ -248,9 +293,17 @@ func (h *HangFault) apply(c *call) bool {
 		return false
 	default:
 	}
-	h.add(1)
-	defer h.add(-1)
-	return !c.wait(h.released, nil)
+	h.count(1, 0)
+	if c.wait(h.released, nil) {
+		h.count(-1, 0)
+		return false
+	}
+	gone := 0
+	if c.clientGone {
+		gone = 1
+	}
+	h.count(-1, gone)
+	return true
 }
 
 // OnRequests applies faults only to requests numbered from to to,

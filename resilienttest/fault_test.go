@@ -19,6 +19,8 @@ type fake struct {
 	rec    interface {
 		Requests() []resilienttest.Request
 		Count() int
+		InFlight() int
+		PeakInFlight() int
 	}
 }
 
@@ -226,6 +228,9 @@ func TestHang(t *testing.T) {
 		if n := h.Waiting(); n != 0 {
 			t.Errorf("Waiting() = %d after Release", n)
 		}
+		if n := h.Abandoned(); n != 0 {
+			t.Errorf("Abandoned() = %d after Release, want 0", n)
+		}
 		// Once released, later requests pass at once.
 		if code, body := get(t, f, "/"); code != 200 || body != "after" {
 			t.Errorf("got %d %q", code, body)
@@ -239,6 +244,15 @@ func await(t *testing.T, h *resilienttest.HangFault, n int) {
 	defer cancel()
 	if err := h.Await(ctx, n); err != nil {
 		t.Fatalf("Await(%d): %v (Waiting = %d)", n, err, h.Waiting())
+	}
+}
+
+func awaitAbandoned(t *testing.T, h *resilienttest.HangFault, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.AwaitAbandoned(ctx, n); err != nil {
+		t.Fatalf("AwaitAbandoned(%d): %v (Abandoned = %d)", n, err, h.Abandoned())
 	}
 }
 
@@ -269,11 +283,17 @@ func TestHangEndsWhenClientGoesAway(t *testing.T) {
 			errc <- err
 		}()
 		await(t, h, 1)
+		if n := h.Abandoned(); n != 0 {
+			t.Errorf("Abandoned() = %d while the request is held", n)
+		}
 		cancel()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v, want context.Canceled", err)
 		}
-		eventually(t, "the held request was let go", func() bool { return h.Waiting() == 0 })
+		awaitAbandoned(t, h, 1)
+		if n := h.Waiting(); n != 0 {
+			t.Errorf("Waiting() = %d once Abandoned() = 1", n)
+		}
 	})
 }
 
@@ -301,6 +321,10 @@ func TestCloseReleasesHeldRequests(t *testing.T) {
 	}
 	if n := h.Waiting(); n != 0 {
 		t.Errorf("Waiting() = %d after Close", n)
+	}
+	// The server let them go, not their clients.
+	if n := h.Abandoned(); n != 0 {
+		t.Errorf("Abandoned() = %d after Close, want 0", n)
 	}
 }
 

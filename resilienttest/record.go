@@ -31,15 +31,18 @@ type Request struct {
 	BodyTruncated bool        // the body was longer than MaxBody
 }
 
-// recorder numbers and keeps requests; safe for concurrent use.
+// recorder numbers and keeps requests, and counts those in flight; safe
+// for concurrent use.
 type recorder struct {
-	mu   sync.Mutex
-	n    int       // guarded by mu
-	reqs []Request // guarded by mu
+	mu       sync.Mutex
+	n        int       // guarded by mu
+	reqs     []Request // guarded by mu
+	inFlight int       // guarded by mu
+	peak     int       // guarded by mu
 }
 
-// start reads and records r (closing its body when closeBody is set) and
-// returns the call the faults run on.
+// start reads and records r (closing its body when closeBody is set),
+// counts it in flight until end, and returns the call the faults run on.
 func (rec *recorder) start(r *http.Request, closeBody bool, done, closing <-chan struct{}) *call {
 	at := time.Now()
 	var body []byte
@@ -72,9 +75,31 @@ func (rec *recorder) start(r *http.Request, closeBody bool, done, closing <-chan
 	if len(rec.reqs) < MaxRecorded {
 		rec.reqs = append(rec.reqs, rq)
 	}
+	rec.inFlight++
+	rec.peak = max(rec.peak, rec.inFlight)
 	rec.mu.Unlock()
 
 	return &call{n: rq.N, req: r, done: done, closing: closing, header: http.Header{}, cut: -1}
+}
+
+// end marks a request started by start as no longer in flight; call it
+// once per request.
+func (rec *recorder) end() {
+	rec.mu.Lock()
+	rec.inFlight--
+	rec.mu.Unlock()
+}
+
+func (rec *recorder) inFlightNow() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.inFlight
+}
+
+func (rec *recorder) peakInFlight() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.peak
 }
 
 func (rec *recorder) requests() []Request {
@@ -97,15 +122,17 @@ type call struct {
 	done    <-chan struct{} // the client went away
 	closing <-chan struct{} // the server is closing; nil for a Transport
 
-	status    int
-	header    http.Header
-	body      []byte
-	reset     bool // reset the connection instead of answering
-	cut       int  // body bytes sent before the connection drops; -1: all
-	rst       bool // the drop is a reset, not a clean close
-	dripN     int
-	dripEvery time.Duration
-	abandoned bool // a wait ended because the client or the server went away
+	status     int
+	header     http.Header
+	body       []byte
+	reset      bool // reset the connection instead of answering
+	cut        int  // body bytes sent before the connection drops or stalls; -1: all
+	rst        bool // the drop is a reset, not a clean close
+	stall      bool // after cut bytes, send nothing until the client or server goes away
+	dripN      int
+	dripEvery  time.Duration
+	abandoned  bool // a wait ended because the client or the server went away
+	clientGone bool // ... and it was the client
 }
 
 // wait blocks until ch is closed or tick fires and reports true, or until
@@ -117,6 +144,7 @@ func (c *call) wait(ch <-chan struct{}, tick <-chan time.Time) bool {
 	case <-tick:
 		return true
 	case <-c.done:
+		c.clientGone = true
 	case <-c.closing:
 	}
 	c.abandoned = true
@@ -143,6 +171,10 @@ func (c *call) finish() {
 	}
 	if !bodyAllowed(c.req.Method, c.status) {
 		c.body = nil
+		if c.stall {
+			// Nothing to stall in: send the response whole.
+			c.stall, c.cut = false, -1
+		}
 	}
 }
 

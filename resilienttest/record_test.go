@@ -163,22 +163,31 @@ type closeSpy struct {
 func (c *closeSpy) Close() error { c.closed = true; return nil }
 
 func TestTransportBodyClosed(t *testing.T) {
-	tr := resilienttest.NewTransport(resilienttest.Drip(1, time.Hour))
-	resp, err := tr.RoundTrip(mustRequest(t, "GET"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := resp.Body.Read(make([]byte, 8))
-		done <- err
-	}()
-	resp.Body.Close() // ends the pending drip wait
-	if err := <-done; err == nil {
-		t.Error("read on a closed body succeeded")
-	}
-	if _, err := resp.Body.Read(make([]byte, 8)); err == nil {
-		t.Error("read after Close succeeded")
+	// Close ends a pending wait: Drip's pause, Stall's stall.
+	for name, fault := range map[string]resilienttest.Fault{
+		"drip":  resilienttest.Drip(1, time.Hour),
+		"stall": resilienttest.Stall(0),
+	} {
+		tr := resilienttest.NewTransport(fault)
+		resp, err := tr.RoundTrip(mustRequest(t, "GET"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := resp.Body.Read(make([]byte, 8))
+			done <- err
+		}()
+		resp.Body.Close()
+		if err := <-done; err == nil {
+			t.Errorf("%s: read on a closed body succeeded", name)
+		}
+		if _, err := resp.Body.Read(make([]byte, 8)); err == nil {
+			t.Errorf("%s: read after Close succeeded", name)
+		}
+		if n := tr.InFlight(); n != 0 {
+			t.Errorf("%s: InFlight() = %d after the body was closed", name, n)
+		}
 	}
 }
 
@@ -215,6 +224,7 @@ func TestBadArgumentsPanic(t *testing.T) {
 		"RetryAfter":       func() { resilienttest.RetryAfter(-time.Second) },
 		"ResetMidBody":     func() { resilienttest.ResetMidBody(-1) },
 		"Truncate":         func() { resilienttest.Truncate(-1) },
+		"Stall":            func() { resilienttest.Stall(-1) },
 		"Drip n":           func() { resilienttest.Drip(0, time.Second) },
 		"Drip every":       func() { resilienttest.Drip(1, -time.Second) },
 		"OnRequests from":  func() { resilienttest.OnRequests(0, 3) },

@@ -99,6 +99,15 @@ func (s *Server) Requests() []Request { return s.rec.requests() }
 // Count reports how many requests the server has received.
 func (s *Server) Count() int { return s.rec.count() }
 
+// InFlight reports how many requests the server is handling now: received
+// and not yet answered in full, counting those a fault holds (Hang,
+// Latency, Drip, Stall).
+func (s *Server) InFlight() int { return s.rec.inFlightNow() }
+
+// PeakInFlight reports the most requests the server has handled at once,
+// as InFlight counts them: what a test of a concurrency limit checks.
+func (s *Server) PeakInFlight() int { return s.rec.peakInFlight() }
+
 // Conns reports how many TCP connections the server has accepted.
 func (s *Server) Conns() int { return int(s.conns.Load()) }
 
@@ -106,14 +115,18 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	c := s.rec.start(r, false, r.Context().Done(), s.closing)
+	// The request stops counting in flight as its last bytes go out, so a
+	// client holding its whole response never sees it counted.
+	delivered := sync.OnceFunc(s.rec.end)
+	defer delivered()
 	runScript(c, s.faults)
 	if c.abandoned {
 		// Drop the connection without a response; net/http stays quiet.
 		panic(http.ErrAbortHandler)
 	}
 	c.finish()
-	if c.reset || c.cut >= 0 {
-		s.cutConn(w, c)
+	if c.reset || (c.cut >= 0 && !c.stall) {
+		s.cutConn(w, c, delivered)
 		return
 	}
 
@@ -126,27 +139,39 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Length", strconv.Itoa(length))
 	}
 	w.WriteHeader(c.status)
-	if c.dripN == 0 {
-		_, _ = w.Write(body)
-		return
-	}
 	f, _ := w.(http.Flusher)
 	flush := func() {
 		if f != nil {
 			f.Flush()
 		}
 	}
-	flush()
-	for len(body) > 0 {
-		if !c.sleep(c.dripEvery) {
-			panic(http.ErrAbortHandler)
+	if c.dripN == 0 {
+		if !c.stall {
+			delivered()
 		}
-		n := min(c.dripN, len(body))
-		if _, err := w.Write(body[:n]); err != nil {
-			return
-		}
+		_, _ = w.Write(body)
+	} else {
 		flush()
-		body = body[n:]
+		for len(body) > 0 {
+			if !c.sleep(c.dripEvery) {
+				panic(http.ErrAbortHandler)
+			}
+			n := min(c.dripN, len(body))
+			if n == len(body) && !c.stall {
+				delivered()
+			}
+			if _, err := w.Write(body[:n]); err != nil {
+				return
+			}
+			flush()
+			body = body[n:]
+		}
+	}
+	if c.stall {
+		flush()
+		c.wait(nil, nil)
+		// The body is short of its Content-Length: drop the connection.
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -156,8 +181,8 @@ const writeTimeout = 30 * time.Second
 
 // cutConn takes the connection over and ends it the way c asks: a reset
 // before any byte, or a header and part of the body followed by a reset or
-// a clean close.
-func (s *Server) cutConn(w http.ResponseWriter, c *call) {
+// a clean close. It calls delivered just before the close.
+func (s *Server) cutConn(w http.ResponseWriter, c *call, delivered func()) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
@@ -173,6 +198,7 @@ func (s *Server) cutConn(w http.ResponseWriter, c *call) {
 				_ = l.SetLinger(0)
 			}
 		}
+		delivered()
 		_ = conn.Close()
 	}()
 	if c.reset {
