@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +13,6 @@ import (
 	"github.com/resilient-go/resilient"
 	"github.com/resilient-go/resilient/resilienttest"
 )
-
-// newServer starts a loopback test server that is closed at cleanup.
-func newServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 func clientWith(stages ...resilient.Middleware) *http.Client {
 	tr := &http.Transport{}
@@ -63,13 +54,9 @@ func TestTimeoutHungServer(t *testing.T) {
 }
 
 func TestTimeoutStalledBodyIsCut(t *testing.T) {
-	// Ad hoc: the kit's Drip waits before its first piece too, and this
-	// needs part of the body at once, then a stall.
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("first part;"))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	})
+	srv := resilienttest.NewServer(t,
+		resilienttest.Stall(len("first part;")),
+		resilienttest.Respond(http.StatusOK, "first part;never sent"))
 	c := clientWith(resilient.Timeout(100 * time.Millisecond))
 	defer c.CloseIdleConnections()
 
