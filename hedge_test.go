@@ -3,7 +3,6 @@ package resilient_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -82,59 +81,6 @@ func (m *manualTimers) waitArmed(t *testing.T, n int) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatalf("%d timers armed, want %d", m.count(), n)
-}
-
-// bodies wraps every response body below the stage under test and checks
-// which were closed.
-type bodies struct {
-	mu sync.Mutex
-	bs []*hedgeBody
-}
-
-type hedgeBody struct {
-	io.ReadCloser
-	mu     sync.Mutex
-	closed bool
-}
-
-func (b *hedgeBody) Close() error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	return b.ReadCloser.Close()
-}
-
-func (b *hedgeBody) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
-
-func (bs *bodies) stage(next http.RoundTripper) http.RoundTripper {
-	return rtFunc(func(r *http.Request) (*http.Response, error) {
-		resp, err := next.RoundTrip(r)
-		if resp != nil && resp.Body != nil && resp.Body != http.NoBody {
-			tb := &hedgeBody{ReadCloser: resp.Body}
-			resp.Body = tb
-			bs.mu.Lock()
-			bs.bs = append(bs.bs, tb)
-			bs.mu.Unlock()
-		}
-		return resp, err
-	})
-}
-
-// open counts the bodies not closed.
-func (bs *bodies) open() int {
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	n := 0
-	for _, b := range bs.bs {
-		if !b.isClosed() {
-			n++
-		}
-	}
-	return n
 }
 
 func getReq(t *testing.T, url string) *http.Request {
@@ -277,20 +223,19 @@ func TestHedgeWinnerAndLosers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			mem := resilienttest.NewTransport(tc.script...)
-			var bs bodies
-			resp, err := hedged(t, resilient.HedgePolicy{Delay: time.Millisecond}, bs.stage(mem),
+			resp, err := hedged(t, resilient.HedgePolicy{Delay: time.Millisecond}, mem,
 				getReq(t, "http://example.test/"), func(m *manualTimers) { m.fire(0) })
 			if err != nil {
 				t.Fatal(err)
 			}
 			// Every body but the one returned is closed by now.
-			if n := bs.open(); n != 1 {
+			if n := mem.OpenBodies(); n != 1 {
 				t.Errorf("%d bodies open after RoundTrip, want only the caller's", n)
 			}
 			if got := readBody(t, resp); got != tc.want || resp.StatusCode != tc.status {
 				t.Errorf("got %d %q, want %d %q", resp.StatusCode, got, tc.status, tc.want)
 			}
-			if n := bs.open(); n != 0 {
+			if n := mem.OpenBodies(); n != 0 {
 				t.Errorf("%d bodies open after the caller closed its own", n)
 			}
 			if mem.Count() != 2 {
