@@ -301,19 +301,9 @@ func TestBulkheadRegistryKeepsBusyPools(t *testing.T) {
 }
 
 func TestBulkheadConcurrentNeverExceeds(t *testing.T) {
-	var inFlight, peak atomic.Int32
-	rt := resilient.Chain(compartmentRT(func(req *http.Request) (*http.Response, error) {
-		n := inFlight.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		time.Sleep(100 * time.Microsecond)
-		inFlight.Add(-1)
-		return statusRT(200)(req)
-	}), resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 3, MaxWait: 10 * time.Second, MaxQueue: 100, MaxKeys: 1}))
+	// The latency gives the calls time to overlap.
+	base := resilienttest.NewTransport(resilienttest.Latency(100 * time.Microsecond))
+	rt := resilient.Chain(base, resilient.Bulkhead(resilient.BulkheadPolicy{MaxConcurrent: 3, MaxWait: 10 * time.Second, MaxQueue: 100, MaxKeys: 1}))
 	var wg sync.WaitGroup
 	for g := range 20 {
 		wg.Go(func() {
@@ -330,7 +320,7 @@ func TestBulkheadConcurrentNeverExceeds(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if p := peak.Load(); p > 6 {
+	if p := base.PeakInFlight(); p > 6 {
 		t.Errorf("peak %d in flight over two keys of 3", p)
 	}
 }
