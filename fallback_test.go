@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,20 +156,6 @@ func TestFallbackFailureStatuses(t *testing.T) {
 	}
 }
 
-// trackedBody reports whether it was closed and how much was read.
-type trackedBody struct {
-	io.Reader
-	mu     sync.Mutex
-	closed bool
-}
-
-func (b *trackedBody) Close() error { b.mu.Lock(); b.closed = true; b.mu.Unlock(); return nil }
-func (b *trackedBody) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
-
 func TestFallbackOwnership(t *testing.T) {
 	errFb := errors.New("fallback says no")
 	for _, tc := range []struct {
@@ -191,10 +176,7 @@ func TestFallbackOwnership(t *testing.T) {
 			true, "FallbackFunc returned neither a response nor an error for a call that failed with status 503", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body := &trackedBody{Reader: strings.NewReader("unavailable")}
-			base := fbRoundTrip(func(r *http.Request) (*http.Response, error) {
-				return &http.Response{StatusCode: 503, Body: body, Request: r}, nil
-			})
+			base := resilienttest.NewTransport(resilienttest.Respond(503, "unavailable"))
 			rt := resilient.Chain(base, resilient.Fallback(tc.f))
 			req, _ := http.NewRequest(http.MethodGet, "http://example.test/", nil)
 			resp, err := rt.RoundTrip(req)
@@ -206,12 +188,12 @@ func TestFallbackOwnership(t *testing.T) {
 				if err != nil || resp.StatusCode != tc.wantStatus {
 					t.Fatalf("got %v, %v; want status %d", resp, err, tc.wantStatus)
 				}
-				if body.isClosed() != tc.wantClosed {
-					t.Fatalf("503 body closed before the caller's read: %v, want %v", body.isClosed(), tc.wantClosed)
+				if closed := base.OpenBodies() == 0; closed != tc.wantClosed {
+					t.Fatalf("503 body closed before the caller's read: %v, want %v", closed, tc.wantClosed)
 				}
 				readAll(t, resp)
 			}
-			if !body.isClosed() {
+			if base.OpenBodies() != 0 {
 				t.Error("503 body left open")
 			}
 		})
