@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,25 +72,6 @@ func (a *attempts) n() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.nos)
-}
-
-// countingServer is a loopback server that counts requests and TCP
-// connections.
-func countingServer(t *testing.T, h http.HandlerFunc) (srv *httptest.Server, hits, conns *atomic.Int64) {
-	t.Helper()
-	hits, conns = new(atomic.Int64), new(atomic.Int64)
-	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		h(w, r)
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, hits, conns
 }
 
 // retryClient sends through Retry(p) and then the given inner stages over a
