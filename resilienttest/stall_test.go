@@ -15,10 +15,10 @@ import (
 // returns what was read, how long the call took and the read's error.
 func readStalled(t *testing.T, f fake, d time.Duration) (string, time.Duration, error) {
 	t.Helper()
+	start := time.Now() // before the deadline is set, so took >= d when it ends the read
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
-	start := time.Now()
 	resp, err := f.client.Do(req)
 	if err != nil {
 		t.Fatalf("the header should arrive at once: %v", err)
