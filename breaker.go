@@ -266,7 +266,7 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 func (t *breakerTransport) since() int64 { return int64(deadline.Now()) }
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	b := t.reg.Get(keyOf(t.p.Key, req))
+	b := lookup(t.reg, t.p.Key, req)
 	gen := b.gen.Load()
 	switch State(b.state.Load()) {
 	case StateClosed:

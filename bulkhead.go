@@ -159,10 +159,9 @@ func (t *bulkheadTransport) newPool(k compartmentKey) *pool {
 // tryAcquire takes a slot of req's pool without waiting. It fails only
 // when the pool is full.
 func (t *bulkheadTransport) tryAcquire(req *http.Request) (*pool, bool) {
-	k := keyOf(t.p.Key, req)
 	limit := int64(t.p.MaxConcurrent)
 	for {
-		p := t.reg.Get(k)
+		p := lookup(t.reg, t.p.Key, req)
 		n := p.users.Load()
 		for n >= 0 && n < limit {
 			if p.users.CompareAndSwap(n, n+1) {
@@ -180,9 +179,8 @@ func (t *bulkheadTransport) tryAcquire(req *http.Request) (*pool, bool) {
 // pin returns the pool for req with the call counted as a user, so the
 // registry cannot forget the pool while the call needs it.
 func (t *bulkheadTransport) pin(req *http.Request) *pool {
-	k := keyOf(t.p.Key, req)
 	for {
-		p := t.reg.Get(k)
+		p := lookup(t.reg, t.p.Key, req)
 		if p.users.Add(1) > 0 {
 			return p
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/resilient-go/resilient/internal/httpx"
+	"github.com/resilient-go/resilient/internal/registry"
 )
 
 // compartmentKey names the breaker or pool a request belongs to: its
@@ -13,6 +14,20 @@ type compartmentKey struct {
 	auth   httpx.Authority
 	custom string
 	keyed  bool
+}
+
+// lookup returns the value of req's compartment in reg. Without a Key func
+// the key is a function of the URL's scheme and host alone (or req.Host),
+// so a request with the same raw strings as the last skips building it.
+func lookup[V any](reg *registry.Map[compartmentKey, V], keyFunc func(*http.Request) string, req *http.Request) V {
+	if keyFunc != nil {
+		return reg.Get(keyOf(keyFunc, req))
+	}
+	host := req.URL.Host
+	if host == "" {
+		host = req.Host
+	}
+	return reg.GetHinted(req.URL.Scheme, host, func() compartmentKey { return keyOf(nil, req) })
 }
 
 func keyOf(keyFunc func(*http.Request) string, req *http.Request) compartmentKey {

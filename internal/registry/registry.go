@@ -51,6 +51,10 @@ type entry[K comparable, V any] struct {
 	v    V
 	used atomic.Bool // looked up since the last sweep
 	gone atomic.Bool // evicted: last must not hand it out
+
+	// The raw strings GetHinted made k from, if it inserted the entry.
+	hinted       bool
+	hint1, hint2 string
 }
 
 // New returns an empty Map.
@@ -70,13 +74,34 @@ func (m *Map[K, V]) Get(k K) V {
 		e.touch()
 		return e.v
 	}
+	return m.lookup(k, false, "", "")
+}
+
+// GetHinted is Get for the key mk makes from two raw strings (a request's
+// scheme and host) and nothing else: when they are the ones the last
+// entry was made from, mk is skipped, and building a key costs more than
+// comparing two strings.
+func (m *Map[K, V]) GetHinted(hint1, hint2 string, mk func() K) V {
+	if e := m.last.Load(); e != nil && e.hinted && e.hint1 == hint1 && e.hint2 == hint2 && !e.gone.Load() {
+		e.touch()
+		return e.v
+	}
+	k := mk()
+	if e := m.last.Load(); e != nil && e.k == k && !e.gone.Load() {
+		e.touch()
+		return e.v
+	}
+	return m.lookup(k, true, hint1, hint2)
+}
+
+func (m *Map[K, V]) lookup(k K, hinted bool, hint1, hint2 string) V {
 	if e, ok := m.m.Load(k); ok {
 		e := e.(*entry[K, V])
 		m.last.Store(e)
 		e.touch()
 		return e.v
 	}
-	return m.insert(k)
+	return m.insert(k, hinted, hint1, hint2)
 }
 
 // touch marks e used. Only the first lookup after a sweep writes: steady
@@ -87,7 +112,7 @@ func (e *entry[K, V]) touch() {
 	}
 }
 
-func (m *Map[K, V]) insert(k K) V {
+func (m *Map[K, V]) insert(k K, hinted bool, hint1, hint2 string) V {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.m.Load(k); ok {
@@ -95,7 +120,7 @@ func (m *Map[K, V]) insert(k K) V {
 	}
 	for m.n >= m.p.Max && m.evictOne() {
 	}
-	e := &entry[K, V]{k: k, v: m.p.New(k)}
+	e := &entry[K, V]{k: k, v: m.p.New(k), hinted: hinted, hint1: hint1, hint2: hint2}
 	m.m.Store(k, e)
 	m.last.Store(e)
 	m.n++

@@ -202,3 +202,73 @@ func TestLastLookupCacheForgetsEvicted(t *testing.T) {
 		t.Error("Get returned the evicted value from its cache")
 	}
 }
+
+// hintedKey makes the key for hints as a caller of GetHinted would, and
+// counts how often it is asked to.
+type hintedKey struct{ made int }
+
+func (h *hintedKey) mk(hint1, hint2 string) func() int {
+	return func() int {
+		h.made++
+		var k int
+		fmt.Sscan(hint1+hint2, &k)
+		return k
+	}
+}
+
+func TestGetHintedSkipsKeyForSameHints(t *testing.T) {
+	m := newMap(4)
+	var h hintedKey
+	a := m.GetHinted("1", "0", h.mk("1", "0"))
+	for range 3 {
+		if b := m.GetHinted("1", "0", h.mk("1", "0")); b != a {
+			t.Fatal("same hints gave another value")
+		}
+	}
+	if h.made != 1 {
+		t.Errorf("key made %d times for four lookups with the same hints, want 1", h.made)
+	}
+	// Other hints naming the same key find the same value; other keys
+	// other values.
+	if b := m.GetHinted("10", "", h.mk("10", "")); b != a {
+		t.Error("other hints for key 10 gave another value")
+	}
+	if c := m.GetHinted("2", "0", h.mk("2", "0")); c == a || c.key != 20 {
+		t.Errorf("hints for key 20 gave key %d's value", c.key)
+	}
+	if got := m.Get(10); got != a {
+		t.Error("Get(10) disagrees with GetHinted")
+	}
+}
+
+// An entry Get made carries no hints, so a hinted lookup never matches it
+// by hints, not even empty ones.
+func TestGetHintedIgnoresUnhintedEntries(t *testing.T) {
+	m := newMap(4)
+	a := m.Get(7)
+	var h hintedKey
+	if b := m.GetHinted("", "", h.mk("", "")); b == a || b.key != 0 {
+		t.Errorf("empty hints for key 0 gave key %d's value", b.key)
+	}
+	if h.made != 1 {
+		t.Errorf("key made %d times, want 1", h.made)
+	}
+}
+
+func TestGetHintedForgetsEvicted(t *testing.T) {
+	m := newMap(1)
+	var h hintedKey
+	a := m.GetHinted("1", "", h.mk("1", ""))
+	m.Get(2) // evicts 1
+	if !a.retired {
+		t.Fatal("key 1 was not evicted")
+	}
+	// Put the evicted entry back in the cache, as a lookup racing the
+	// eviction could.
+	stale := &entry[int, *val]{k: 1, v: a, hinted: true, hint1: "1"}
+	stale.gone.Store(true)
+	m.last.Store(stale)
+	if again := m.GetHinted("1", "", h.mk("1", "")); again == a || again.retired {
+		t.Error("GetHinted returned the evicted value from its cache")
+	}
+}
