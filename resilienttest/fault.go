@@ -145,29 +145,13 @@ func ResetConn() Fault {
 // then resets the connection: reading the body yields those bytes and then
 // an error (ECONNRESET). The header announces at least one byte more than
 // is sent, so the body can never look complete.
-func ResetMidBody(n int) Fault {
-	if n < 0 {
-		panic(fmt.Sprintf("resilienttest: ResetMidBody: n = %d, want n >= 0", n))
-	}
-	return faultFunc(func(c *call) bool {
-		c.cut, c.rst, c.stall = n, true, false
-		return false
-	})
-}
+func ResetMidBody(n int) Fault { return cutBody("ResetMidBody", n, true, false) }
 
 // Truncate sends the response's header, announcing the body's full
 // Content-Length, and its first n body bytes, then closes the connection
 // cleanly: reading the body yields those bytes and then
 // io.ErrUnexpectedEOF. The announced length is at least n+1.
-func Truncate(n int) Fault {
-	if n < 0 {
-		panic(fmt.Sprintf("resilienttest: Truncate: n = %d, want n >= 0", n))
-	}
-	return faultFunc(func(c *call) bool {
-		c.cut, c.rst, c.stall = n, false, false
-		return false
-	})
-}
+func Truncate(n int) Fault { return cutBody("Truncate", n, false, false) }
 
 // Stall sends the response's header, announcing the body's full
 // Content-Length, and its first n body bytes at once, then sends nothing
@@ -179,12 +163,16 @@ func Truncate(n int) Fault {
 // never look complete. With Drip, the n bytes arrive in Drip's pieces
 // before the stall. A response without a body (HEAD, 204, 304) is sent
 // whole.
-func Stall(n int) Fault {
+func Stall(n int) Fault { return cutBody("Stall", n, false, true) }
+
+// cutBody is the fault fn describes: the body is cut after n bytes, by a
+// reset (rst), a stall (stall) or else a clean close.
+func cutBody(fn string, n int, rst, stall bool) Fault {
 	if n < 0 {
-		panic(fmt.Sprintf("resilienttest: Stall: n = %d, want n >= 0", n))
+		panic(fmt.Sprintf("resilienttest: %s: n = %d, want n >= 0", fn, n))
 	}
 	return faultFunc(func(c *call) bool {
-		c.cut, c.rst, c.stall = n, false, true
+		c.cut, c.rst, c.stall = n, rst, stall
 		return false
 	})
 }
