@@ -13,7 +13,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/resilient-go/resilient/internal/deadline"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/registry"
 	"github.com/resilient-go/resilient/internal/rolling"
@@ -238,7 +238,7 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 	b := &breaker{t: t, key: k.String()}
 	b.successes.Period = int64(t.p.Window / rolling.Buckets)
 	jitter := time.Duration(t.p.jitter() * 0.1 * float64(t.p.OpenTimeout))
-	b.timeout = deadline.Add(t.p.OpenTimeout, jitter)
+	b.timeout = clock.Add(t.p.OpenTimeout, jitter)
 	minReq := uint64(t.p.MinRequests)
 	consec := uint32(t.p.ConsecutiveFailures)
 	ratio := t.p.FailureRatio
@@ -263,7 +263,7 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *breaker {
 }
 
 // since reads the clock shared with the other stages (deadline.Now).
-func (t *breakerTransport) since() int64 { return int64(deadline.Now()) }
+func (t *breakerTransport) since() int64 { return int64(clock.Now()) }
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := lookup(t.reg, t.p.Key, req)
@@ -390,7 +390,7 @@ func (t *breakerTransport) reject(req *http.Request, b *breaker, wait time.Durat
 // it only records the change; flush delivers it once the lock is released.
 func (b *breaker) onChange(_ string, from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
-		b.openUntil.Store(int64(deadline.Add(deadline.Now(), b.timeout)))
+		b.openUntil.Store(int64(clock.Add(clock.Now(), b.timeout)))
 	}
 	if to == gobreaker.StateClosed {
 		b.successes.Reset()

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/resilient-go/resilient/internal/deadline"
+	"github.com/resilient-go/resilient/internal/clock"
 )
 
 // Defaults of a RetryBudget, Finagle's numbers.
@@ -121,7 +121,7 @@ func (b *RetryBudget) reserve(cost int64) int64 {
 }
 
 // slice returns the number of the current time slice.
-func (b *RetryBudget) slice() uint64 { return b.sliceAt(deadline.Now()) }
+func (b *RetryBudget) slice() uint64 { return b.sliceAt(clock.Now()) }
 
 // sliceAt returns the number of the time slice holding now, an offset on
 // the monotonic clock (deadline.Now), so wall-clock jumps neither empty

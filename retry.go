@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/deadline"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/telemetry"
@@ -187,14 +188,14 @@ type retryTransport struct {
 var _ http.RoundTripper = (*retryTransport)(nil)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	start := deadline.Now() // for the budget and the total deadline alike
+	start := clock.Now() // for the budget and the total deadline alike
 	t.p.Budget.onCallAt(start)
 	resp, err := t.next.RoundTrip(req)
 	if !t.retryable(req, resp, err) {
 		return resp, err
 	}
 	if t.total > 0 {
-		return t.retryWithin(req, deadline.Add(start, t.total), resp, err)
+		return t.retryWithin(req, clock.Add(start, t.total), resp, err)
 	}
 	return t.retry(req, resp, err)
 }
@@ -208,7 +209,7 @@ func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, resp 
 		return t.retry(req, resp, err) // the caller's deadline is sooner
 	}
 	c := &timeoutCall{after: t.total}
-	c.ctx.Init(parent, end)
+	c.ctx.Init(parent, end, nil)
 	resp, err = t.retry(req.WithContext(&c.ctx), resp, err)
 	if err != nil {
 		err = c.MapReadError(err)
@@ -239,7 +240,7 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 		if !ok {
 			return resp, err
 		}
-		if dl, has := deadline.DeadlineOf(ctx); has && deadline.Add(deadline.Now(), delay) >= dl {
+		if dl, has := deadline.DeadlineOf(ctx); has && clock.Add(clock.Now(), delay) >= dl {
 			return resp, err
 		}
 		ev := telemetry.Event{Attempt: n, Delay: delay, Err: err}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/deadline"
 	"github.com/resilient-go/resilient/internal/httpx"
 )
@@ -48,13 +49,13 @@ type timeoutCall struct {
 
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	parent := req.Context()
-	end := deadline.Add(deadline.Now(), t.d)
+	end := clock.Add(clock.Now(), t.d)
 	if pd, ok := deadline.DeadlineOf(parent); ok && end >= pd {
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}
 	c := &timeoutCall{after: t.d}
-	c.ctx.Init(parent, end)
+	c.ctx.Init(parent, end, nil)
 	resp, err := t.next.RoundTrip(req.WithContext(&c.ctx))
 	if err != nil {
 		if resp != nil && resp.Body != nil {

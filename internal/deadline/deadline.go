@@ -7,26 +7,19 @@
 // somebody asks for Done; until then Err checks the clock itself. Both paths
 // report the same outcome, so callers cannot tell the difference.
 //
-// Times are kept as offsets on the monotonic clock from a process-wide
-// origin (see Now): reading it costs half of time.Now, which reads the
-// wall clock too, and the happy path reads the clock on every call.
+// Times are offsets on the monotonic clock from clock's origin, read from
+// the Context's clock.Clock, so that tests can run a Context on fake time.
 package deadline
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
+
+	"github.com/resilient-go/resilient/internal/clock"
 )
 
-// origin anchors Now and Offset; it carries a monotonic reading, so that
-// offsets of times that carry one are measured on the monotonic clock.
-var origin = time.Now()
-
-// Now is the time since origin on the monotonic clock.
-func Now() time.Duration { return time.Since(origin) }
-
-// Offset is t as an offset comparable with Now (saturating for times
+// Offset is t as an offset comparable with clock.Now (saturating for times
 // centuries away). A t without a monotonic reading (from time.Date, a
 // parsed header, Round(0), ...) is measured on today's wall clock, as
 // time.Until does: the wall clock may have moved since origin.
@@ -34,51 +27,45 @@ func Offset(t time.Time) time.Duration {
 	if t == t.Round(0) {
 		u := time.Until(t)
 		if u > 0 {
-			return Add(Now(), u)
+			return clock.Add(clock.Now(), u)
 		}
-		return Now() + u
+		return clock.Now() + u
 	}
-	return t.Sub(origin)
-}
-
-// Add is at+d for a non-negative d, saturating instead of overflowing, so
-// that a timeout of centuries still lies ahead.
-func Add(at, d time.Duration) time.Duration {
-	if at > math.MaxInt64-d {
-		return math.MaxInt64
-	}
-	return at + d
+	return t.Sub(clock.Origin())
 }
 
 // Context is a context.Context that ends at a deadline, when its parent
 // ends, or when Release is called. Safe for concurrent use.
 type Context struct {
 	parent context.Context
-	end    time.Duration // the deadline, as an offset from Now
+	end    time.Duration // the deadline, as an offset from clk.Now
+	clk    clock.Clock
 
 	mu         sync.Mutex
 	done       chan struct{} // guarded by mu; nil until Done is called
 	err        error         // guarded by mu
-	timer      *time.Timer   // guarded by mu
+	timer      clock.Timer   // guarded by mu
 	stopParent func() bool   // guarded by mu
 }
 
-// Init sets c up to end at end (an offset from Now) or when parent ends.
-// It is Init rather than a constructor so that callers can embed a Context
-// in a per-call struct. end must not be after parent's own deadline.
-func (c *Context) Init(parent context.Context, end time.Duration) {
+// Init sets c up to end at end (an offset from clk.Now) or when parent
+// ends; a nil clk means clock.Real. It is Init rather than a constructor so
+// that callers can embed a Context in a per-call struct. end must not be
+// after parent's own deadline.
+func (c *Context) Init(parent context.Context, end time.Duration, clk clock.Clock) {
 	c.parent = parent
 	c.end = end
+	c.clk = clock.Or(clk)
 }
 
 // Deadline reports the deadline given to Init, with a wall reading taken
 // now, so that it is right even if the wall clock has moved since origin.
 func (c *Context) Deadline() (time.Time, bool) {
 	now := time.Now()
-	return now.Add(c.end - now.Sub(origin)), true
+	return now.Add(c.end - c.clk.Now()), true
 }
 
-// DeadlineOf is ctx's deadline as an offset from Now, and whether it has
+// DeadlineOf is ctx's deadline as an offset from clock.Now, and whether it has
 // one; a *Context answers without reading the clock.
 func DeadlineOf(ctx context.Context) (time.Duration, bool) {
 	if c, ok := ctx.(*Context); ok {
@@ -110,12 +97,12 @@ func (c *Context) Done() <-chan struct{} {
 		c.endLocked(err)
 		return c.done
 	}
-	wait := c.end - Now()
+	wait := c.end - c.clk.Now()
 	if wait <= 0 {
 		c.endLocked(context.DeadlineExceeded)
 		return c.done
 	}
-	c.timer = time.AfterFunc(wait, c.expire)
+	c.timer = c.clk.AfterFunc(wait, c.expire)
 	// An ancestor that is itself a *Context ends no earlier than c (its
 	// deadline is not sooner, and it is released only after c), so skip it
 	// rather than arm its timer too.
@@ -144,7 +131,7 @@ func (c *Context) Err() error {
 	}
 	if err := ancestorErr(c.parent); err != nil {
 		c.endLocked(err)
-	} else if Now() >= c.end {
+	} else if c.clk.Now() >= c.end {
 		c.endLocked(context.DeadlineExceeded)
 	}
 	return c.err

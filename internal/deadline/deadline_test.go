@@ -4,16 +4,19 @@ import (
 	"context"
 	"testing"
 	"time"
-	"unsafe"
 
 	"go.uber.org/goleak"
+
+	"github.com/resilient-go/resilient/internal/clock"
 )
+
+var Now = clock.Now
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newCtx(parent context.Context, d time.Duration) *Context {
 	c := new(Context)
-	c.Init(parent, Now()+d)
+	c.Init(parent, Now()+d, nil)
 	return c
 }
 
@@ -119,15 +122,11 @@ func TestValueFromParent(t *testing.T) {
 	}
 }
 
-// skewOrigin makes origin's wall reading d later than it was, keeping its
-// monotonic one: as if the wall clock had been stepped back by d since the
-// process started. time.Time has no API for that, hence unsafe.
+// skewOrigin steps the wall clock back by d since the process started.
 func skewOrigin(t *testing.T, d time.Duration) {
-	saved := origin
-	t.Cleanup(func() { origin = saved })
-	p := (*struct{ wall uint64 })(unsafe.Pointer(&origin))
-	p.wall += uint64(d/time.Second) << 30 // seconds sit above 30 bits of nanoseconds
-	if origin.Sub(saved) != 0 || origin.Round(0).Sub(saved.Round(0)) != d {
+	undo, ok := clock.SkewOriginWall(d)
+	t.Cleanup(undo)
+	if !ok {
 		t.Fatalf("could not skew origin's wall clock by %v: has time.Time's layout changed?", d)
 	}
 }
