@@ -12,10 +12,14 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/registry"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
+
+// DefaultMaxConcurrent is a BulkheadPolicy's default pool size.
+const DefaultMaxConcurrent = 256
 
 // BulkheadPolicy configures Bulkhead. The zero value is the default policy:
 // 256 calls at a time per authority, and a call that finds its pool full is
@@ -33,21 +37,26 @@ type BulkheadPolicy struct {
 	// MaxConcurrent.
 	MaxQueue int
 	// Key picks the pool a request draws from. Nil means one pool per
-	// authority (scheme://host:port).
+	// authority (scheme://host:port, host compared case-insensitively).
 	Key func(*http.Request) string
 	// MaxKeys bounds the number of pools kept; empty pools are forgotten
 	// first, and a pool with slots in use never is. Zero means 1024.
 	MaxKeys int
+	// Telemetry is where the stage reports rejections, and its slots-in-use
+	// gauge. The zero value means the global providers.
+	Telemetry Telemetry
 
-	sink telemetry.Sink // nil: span events on the request's span
+	sink  telemetry.Sink // nil: Telemetry's
+	clock clock.Clock    // nil: clock.Real
 }
 
 // BulkheadFullError is the error of a call a bulkhead rejected because its
 // pool had no free slot within MaxWait. It matches
 // errors.Is(err, ErrBulkheadFull).
 type BulkheadFullError struct {
-	// Key is the pool's key: scheme://host:port, unless BulkheadPolicy.Key
-	// is set.
+	// Authority is the rejected request's scheme://host:port.
+	Authority string
+	// Key is the pool's key: Authority, unless BulkheadPolicy.Key is set.
 	Key string
 	// MaxConcurrent is the pool's size.
 	MaxConcurrent int
@@ -59,7 +68,11 @@ type BulkheadFullError struct {
 }
 
 func (e *BulkheadFullError) Error() string {
-	msg := "resilient: bulkhead full for " + e.Key + " (" + strconv.Itoa(e.MaxConcurrent) + " in use"
+	msg := "resilient: bulkhead full for " + e.Authority
+	if e.Key != e.Authority {
+		msg += " (pool " + strconv.Quote(e.Key) + ")"
+	}
+	msg += " (" + strconv.Itoa(e.MaxConcurrent) + " in use"
 	if e.Waited > 0 {
 		msg += ", waited " + e.Waited.Round(time.Microsecond).String()
 	}
@@ -92,8 +105,9 @@ func WithBulkhead(p BulkheadPolicy) Option {
 // the response body is closed or read to the end, and released exactly
 // once on every path. It panics on a negative field.
 //
-// The stage is safe for concurrent use. Its transport reports each pool's
-// slots in use through an Observe method.
+// The stage is safe for concurrent use. It reports each pool's slots in use
+// as the gauge resilient.client.bulkhead.in_use on the policy's
+// MeterProvider.
 func Bulkhead(p BulkheadPolicy) Middleware {
 	p = p.withDefaults()
 	return func(next http.RoundTripper) http.RoundTripper {
@@ -104,6 +118,7 @@ func Bulkhead(p BulkheadPolicy) Middleware {
 			Idle:   func(p *pool) bool { return p.users.Load() == 0 },
 			Retire: func(p *pool) bool { return p.users.CompareAndSwap(0, retired) },
 		})
+		telemetry.RegisterWeakGauge(p.Telemetry.MeterProvider, telemetry.BulkheadGauge, t)
 		return t
 	}
 }
@@ -114,11 +129,15 @@ func (p BulkheadPolicy) withDefaults() BulkheadPolicy {
 	mustNotNegative("BulkheadPolicy.MaxQueue", int64(p.MaxQueue))
 	mustNotNegative("BulkheadPolicy.MaxKeys", int64(p.MaxKeys))
 	if p.MaxConcurrent == 0 {
-		p.MaxConcurrent = 256
+		p.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if p.MaxQueue == 0 {
 		p.MaxQueue = p.MaxConcurrent
 	}
+	if p.sink == nil {
+		p.sink = p.Telemetry.sink()
+	}
+	p.clock = clock.Or(p.clock)
 	return p
 }
 
@@ -202,7 +221,7 @@ func (t *bulkheadTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if t.p.MaxWait <= 0 {
 		p, ok := t.tryAcquire(req)
 		if !ok {
-			return nil, t.reject(req, p, t.full(p, 0, nil))
+			return nil, t.reject(req, p, t.full(req, p, 0, nil))
 		}
 		return t.send(req, p)
 	}
@@ -236,11 +255,8 @@ func (t *bulkheadTransport) send(req *http.Request, p *pool) (*http.Response, er
 			p.Release()
 		}
 	}()
-	resp, err := t.next.RoundTrip(req)
+	resp, err := httpx.Settle(t.next.RoundTrip(req))
 	if err != nil {
-		if resp != nil && resp.Body != nil {
-			_ = resp.Body.Close()
-		}
 		return nil, err
 	}
 	handed = true
@@ -255,23 +271,29 @@ func (t *bulkheadTransport) wait(req *http.Request, p *pool) *BulkheadFullError 
 	// semaphore.Weighted's queue is unbounded; this bounds it.
 	if p.waiters.Add(1) > int64(t.p.MaxQueue) {
 		p.waiters.Add(-1)
-		return t.full(p, 0, nil)
+		return t.full(req, p, 0, nil)
 	}
 	defer p.waiters.Add(-1)
 	parent := req.Context()
-	ctx, cancel := context.WithTimeout(parent, t.p.MaxWait)
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	start := time.Now()
+	timer := t.p.clock.AfterFunc(t.p.MaxWait, cancel)
+	defer timer.Stop()
+	start := t.p.clock.Now()
 	// Acquire fails on a done context even with free slots, and on failure
 	// holds nothing: no Release on this path.
 	if err := p.sem.Acquire(ctx, 1); err != nil {
-		return t.full(p, time.Since(start), parent.Err())
+		return t.full(req, p, t.p.clock.Now()-start, parent.Err())
 	}
 	return nil
 }
 
-func (t *bulkheadTransport) full(p *pool, waited time.Duration, cause error) *BulkheadFullError {
-	return &BulkheadFullError{Key: p.key, MaxConcurrent: t.p.MaxConcurrent, Waited: waited, Err: cause}
+func (t *bulkheadTransport) full(req *http.Request, p *pool, waited time.Duration, cause error) *BulkheadFullError {
+	e := &BulkheadFullError{Authority: p.key, Key: p.key, MaxConcurrent: t.p.MaxConcurrent, Waited: waited, Err: cause}
+	if t.p.Key != nil {
+		e.Authority = httpx.AuthorityOf(req).String()
+	}
+	return e
 }
 
 // Observe reports each pool's slots in use. It satisfies telemetry.Gauge.

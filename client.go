@@ -7,8 +7,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/resilient-go/resilient/internal/telemetry"
 )
 
 // Default durations of the standard pipeline, anchored on Polly's standard
@@ -53,7 +51,6 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	propagator     propagation.TextMapPropagator
-	telemetrySink  telemetry.Sink // built by sink() on first use
 	bulkhead       BulkheadPolicy
 	breaker        BreakerPolicy
 }
@@ -139,7 +136,8 @@ func (c *config) stages() []Middleware {
 			s = append(s, m())
 		}
 	}
-	add(StageFallback, func() Middleware { return fallbackStage(c.fallback, c.sink()) })
+	tel := c.telemetry()
+	add(StageFallback, func() Middleware { return fallbackStage(c.fallback, tel.sink()) })
 	add(StageIdempotencyKey, func() Middleware { return IdempotencyKey(c.idempotency) })
 	fused := c.fuseTotalIntoRetry()
 	if !fused {
@@ -147,7 +145,7 @@ func (c *config) stages() []Middleware {
 	}
 	add(StageRetry, func() Middleware {
 		p := c.retry
-		p.sink = c.sink()
+		p.Telemetry = tel
 		if fused {
 			return retryStage(p, c.totalTimeout)
 		}
@@ -155,37 +153,22 @@ func (c *config) stages() []Middleware {
 	})
 	add(StageHedge, func() Middleware {
 		p := c.hedge
-		p.sink = c.sink()
+		p.Telemetry = tel
 		return Hedge(p)
 	})
 	add(StageBulkhead, func() Middleware {
 		p := c.bulkhead
-		p.sink = c.sink()
-		return c.observed(Bulkhead(p), telemetry.BulkheadGauge)
+		p.Telemetry = tel
+		return Bulkhead(p)
 	})
 	add(StageBreaker, func() Middleware {
 		p := c.breaker
-		p.sink = c.sink()
-		return c.observed(CircuitBreaker(p), telemetry.BreakerStateGauge)
+		p.Telemetry = tel
+		return CircuitBreaker(p)
 	})
 	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
-	add(StageTracing, func() Middleware { return Tracing(c.tracingPolicy()) })
+	add(StageTracing, func() Middleware { return Tracing(tel.TracingPolicy()) })
 	return s
-}
-
-// observed registers the stage m builds as the source of a gauge on the
-// pipeline's meter provider, for as long as the stage lives.
-func (c *config) observed(m Middleware, gauge string) Middleware {
-	return func(next http.RoundTripper) http.RoundTripper {
-		rt := m(next)
-		switch g := rt.(type) {
-		case *breakerTransport:
-			telemetry.RegisterWeakGauge(c.meterProvider, gauge, g)
-		case *bulkheadTransport:
-			telemetry.RegisterWeakGauge(c.meterProvider, gauge, g)
-		}
-		return rt
-	}
 }
 
 // fuseTotalIntoRetry reports whether the Retry stage can enforce the total

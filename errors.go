@@ -3,7 +3,10 @@ package resilient
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
+
+	"github.com/resilient-go/resilient/internal/httpx"
 )
 
 // ErrCircuitOpen is the errors.Is target for a call a circuit breaker
@@ -44,3 +47,41 @@ func (e *TimeoutError) Is(target error) bool { return target == context.Deadline
 
 // Unwrap returns the transport's error.
 func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// RequestError is the error of a call that net/http refuses before it
+// touches the network: an invalid method, header name or value, an
+// unsupported scheme, no host, a body whose length does not match
+// ContentLength, or a body reader that failed. It is the caller's mistake,
+// so it is neither retried nor counted against the dependency by a
+// breaker. Err is what the transport returned.
+type RequestError struct {
+	// Reason says what is wrong with the request.
+	Reason string
+	// Err is the transport's error.
+	Err error
+}
+
+func (e *RequestError) Error() string {
+	msg := "resilient: invalid request: " + e.Reason
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the transport's error.
+func (e *RequestError) Unwrap() error { return e.Err }
+
+// asRequestError returns err as a *RequestError, and true, when the call
+// failed because of the request itself. Only failed calls ask, so a valid
+// request pays nothing for the check.
+func asRequestError(req *http.Request, err error) (error, bool) {
+	var re *RequestError
+	if errors.As(err, &re) {
+		return err, true
+	}
+	if why := httpx.Invalid(req); why != "" {
+		return &RequestError{Reason: why, Err: err}, true
+	}
+	return err, false
+}

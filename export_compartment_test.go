@@ -1,6 +1,9 @@
 package resilient
 
-import "github.com/resilient-go/resilient/internal/telemetry"
+import (
+	"github.com/resilient-go/resilient/internal/clock"
+	"github.com/resilient-go/resilient/internal/telemetry"
+)
 
 // Test hooks for the unexported policy fields.
 
@@ -18,3 +21,9 @@ func BulkheadWaiting(rt any) int64 {
 	})
 	return n
 }
+
+// SetBreakerClock drives the breaker stage's time.
+func SetBreakerClock(p *BreakerPolicy, c clock.Clock) { p.clock = c }
+
+// SetBulkheadClock drives the bulkhead stage's time.
+func SetBulkheadClock(p *BulkheadPolicy, c clock.Clock) { p.clock = c }

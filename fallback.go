@@ -76,11 +76,7 @@ func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err == nil && !fallbackStatus(resp.StatusCode) {
 		return resp, nil
 	}
-	if err != nil && resp != nil {
-		// A stage below broke the contract; keep the error, free the conn.
-		httpx.Discard(resp)
-		resp = nil
-	}
+	resp, err = httpx.Settle(resp, err)
 	if req.Context().Err() != nil {
 		return resp, err
 	}
@@ -127,7 +123,7 @@ func (t *fallbackTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
 // answers: 5xx and 429, the statuses that mean "the dependency cannot serve
 // you now" rather than "your request is wrong".
 func fallbackStatus(code int) bool {
-	return code >= 500 || code == http.StatusTooManyRequests
+	return httpx.FailureStatus(code)
 }
 
 // StaticFallback returns a FallbackFunc that answers every failed call with

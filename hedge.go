@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
@@ -46,16 +47,19 @@ type HedgePolicy struct {
 	// together, or &RetryBudget{Unlimited: true} to switch budgeting off.
 	Budget *RetryBudget
 
-	sink      telemetry.Sink // nil means the span in the request's context
-	afterFunc afterFunc      // nil means time.AfterFunc
+	// Telemetry is where the stage reports hedges and budget refusals.
+	// The zero value means the global providers.
+	Telemetry Telemetry
+
+	sink      telemetry.Sink // nil: Telemetry's
+	clock     clock.Clock    // nil: clock.Real
+	afterFunc afterFunc      // nil: the clock's AfterFunc
 }
 
 // afterFunc runs f in its own goroutine after d unless stopped first.
 type afterFunc func(d time.Duration, f func()) stopper
 
 type stopper interface{ Stop() bool }
-
-func realAfterFunc(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) }
 
 // validate panics on a field out of range, naming it.
 func (p *HedgePolicy) validate() {
@@ -98,8 +102,13 @@ func Hedge(p HedgePolicy) Middleware {
 		if t.p.Budget == nil {
 			t.p.Budget = new(RetryBudget)
 		}
+		t.p.clock = clock.Or(p.clock)
 		if t.p.afterFunc == nil {
-			t.p.afterFunc = realAfterFunc
+			clk := t.p.clock
+			t.p.afterFunc = func(d time.Duration, f func()) stopper { return clk.AfterFunc(d, f) }
+		}
+		if t.p.sink == nil {
+			t.p.sink = p.Telemetry.sink()
 		}
 		if p.Delay == 0 {
 			t.est = new(latencyEstimator)
@@ -179,18 +188,13 @@ func (t *hedgeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.timer = t.p.afterFunc(c.delay, c.fire)
 	c.mu.Unlock()
 
-	var start time.Time
+	var start time.Duration
 	if t.est != nil {
-		start = time.Now()
+		start = t.p.clock.Now()
 	}
-	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	resp, err := httpx.Settle(t.next.RoundTrip(req.WithContext(ctx)))
 	if t.est != nil && req.Context().Err() == nil {
-		t.est.record(time.Since(start))
-	}
-	if err != nil && resp != nil {
-		// Not the RoundTripper contract; keep the error.
-		httpx.Discard(resp)
-		resp = nil
+		t.est.record(t.p.clock.Now() - start)
 	}
 	c.resp0, c.err0 = resp, err
 	c.finish(0, resp, err)
@@ -294,11 +298,7 @@ func (c *hedgeCall) fire() {
 	c.mu.Unlock()
 
 	telemetry.Emit(ctx, c.t.p.sink, ev)
-	resp, err := c.t.next.RoundTrip(hreq.WithContext(hctx))
-	if err != nil && resp != nil {
-		httpx.Discard(resp)
-		resp = nil
-	}
+	resp, err := httpx.Settle(c.t.next.RoundTrip(hreq.WithContext(hctx)))
 	if !c.finish(i, resp, err) {
 		httpx.Discard(resp)
 		cancel()
@@ -314,7 +314,7 @@ func (c *hedgeCall) stop() {
 // acceptable reports whether an outcome ends the call: a response that is
 // not a 5xx or 429.
 func acceptable(resp *http.Response, err error) bool {
-	return err == nil && resp != nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests
+	return err == nil && resp != nil && !httpx.FailureStatus(resp.StatusCode)
 }
 
 // CloseIdleConnections forwards to the next transport.

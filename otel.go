@@ -123,22 +123,9 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 	}
 }
 
-// tracingPolicy is the Tracing stage of the standard pipeline.
-func (c *config) tracingPolicy() TracingPolicy {
-	return TracingPolicy{TracerProvider: c.tracerProvider, MeterProvider: c.meterProvider, Propagator: c.propagator}
-}
-
-// sink is where the stages of the standard pipeline report their
-// decisions: the configured MeterProvider's counters, or nil (the global
-// default) when none is configured.
-func (c *config) sink() telemetry.Sink {
-	if c.meterProvider == nil {
-		return nil
-	}
-	if c.telemetrySink == nil {
-		c.telemetrySink = telemetry.NewSink(c.meterProvider)
-	}
-	return c.telemetrySink
+// telemetry is what the standard pipeline hands to each of its stages.
+func (c *config) telemetry() Telemetry {
+	return Telemetry{TracerProvider: c.tracerProvider, MeterProvider: c.meterProvider, Propagator: c.propagator}
 }
 
 type tracingTransport struct {

@@ -162,8 +162,8 @@ func FuzzRetryPolicy(f *testing.F) {
 			MaxAttempts: maxAttempts, InitialDelay: time.Duration(initial), MaxDelay: time.Duration(maxDelay),
 			MaxRetryAfter: time.Duration(maxRetryAfter), Budget: budget.b,
 		}
-		timer := &fakeTimer{}
-		resilient.SetRetryTimer(&p, timer.start)
+		timer := newFakeTimer()
+		resilient.SetRetryClock(&p, timer)
 		var stage resilient.Middleware
 		if !builds(t, broken, func() { stage = resilient.Retry(p) }) {
 			return
@@ -225,18 +225,18 @@ func FuzzBreakerPolicy(f *testing.F) {
 	f.Add(2, 0, int64(time.Millisecond), int64(time.Nanosecond), 0, 0, 0.1, 0.0, uint8(3))
 	f.Add(-1, -1, int64(-1), int64(-1), -1, -1, -0.5, 0.0, uint8(0))
 	f.Add(0, 0, int64(0), int64(0), 0, 0, 1.5, 0.0, uint8(1))
-	// Past gobreaker's uint32 counts, and an OpenTimeout whose jitter
-	// would overflow (found by this target).
+	// Past uint32 counts (gobreaker's limit once), and an OpenTimeout
+	// whose jitter would overflow (found by this target).
 	f.Add(int(min(math.MaxInt, 1<<32)), 0, int64(0), int64(0), 0, 0, 0.0, 0.0, uint8(5))
 	f.Add(0, 0, int64(time.Hour), int64(math.MaxInt64), 0, 0, 0.0, 0.5, uint8(5))
 	f.Fuzz(func(t *testing.T, consecutive, minRequests int, window, openTimeout int64,
 		halfOpen, maxKeys int, ratio, jitter float64, failures uint8) {
 		var broken brokenFields
-		broken.need(consecutive >= 0 && uint64(consecutive) <= math.MaxUint32, "BreakerPolicy.ConsecutiveFailures")
+		broken.need(consecutive >= 0, "BreakerPolicy.ConsecutiveFailures")
 		broken.need(minRequests >= 0, "BreakerPolicy.MinRequests")
 		broken.need(window >= 0, "BreakerPolicy.Window")
 		broken.need(openTimeout >= 0, "BreakerPolicy.OpenTimeout")
-		broken.need(halfOpen >= 0 && uint64(halfOpen) <= math.MaxUint32, "BreakerPolicy.HalfOpenRequests")
+		broken.need(halfOpen >= 0, "BreakerPolicy.HalfOpenRequests")
 		broken.need(maxKeys >= 0, "BreakerPolicy.MaxKeys")
 		broken.need(ratio >= 0 && ratio <= 1, "BreakerPolicy.FailureRatio")
 		p := resilient.BreakerPolicy{

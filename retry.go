@@ -2,18 +2,15 @@ package resilient
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/bounded"
 	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/deadline"
 	"github.com/resilient-go/resilient/internal/httpx"
@@ -68,17 +65,12 @@ type RetryPolicy struct {
 	// body is discarded after OnRetry returns. It must be safe for
 	// concurrent use.
 	OnRetry func(req *http.Request, attempt int, delay time.Duration, resp *http.Response, err error)
+	// Telemetry is where the stage reports retries and budget refusals.
+	// The zero value means the global providers.
+	Telemetry Telemetry
 
-	sink  telemetry.Sink // nil means the span in the request's context
-	timer timerFunc      // nil means time.NewTimer
-}
-
-// timerFunc starts a timer for d, returning its channel and its Stop.
-type timerFunc func(d time.Duration) (<-chan time.Time, func() bool)
-
-func realTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
+	sink  telemetry.Sink // nil: Telemetry's
+	clock clock.Clock    // nil: clock.Real
 }
 
 // validate panics on a field out of range, naming it.
@@ -160,9 +152,10 @@ func retryStage(p RetryPolicy, total time.Duration) Middleware {
 		if t.p.Budget == nil {
 			t.p.Budget = new(RetryBudget)
 		}
-		if t.p.timer == nil {
-			t.p.timer = realTimer
+		if t.p.sink == nil {
+			t.p.sink = p.Telemetry.sink()
 		}
+		t.p.clock = clock.Or(p.clock)
 		return t
 	}
 }
@@ -188,9 +181,15 @@ type retryTransport struct {
 var _ http.RoundTripper = (*retryTransport)(nil)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	start := clock.Now() // for the budget and the total deadline alike
+	start := t.p.clock.Now() // for the budget and the total deadline alike
 	t.p.Budget.onCallAt(start)
-	resp, err := t.next.RoundTrip(req)
+	req = httpx.GuardBody(req)
+	resp, err := httpx.Settle(t.next.RoundTrip(req))
+	if err != nil {
+		if mistake, ok := asRequestError(req, err); ok {
+			return nil, mistake
+		}
+	}
 	if !t.retryable(req, resp, err) {
 		return resp, err
 	}
@@ -204,20 +203,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // bounds the waits, the later attempts and the last body read, as a
 // Timeout stage above would have.
 func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, resp *http.Response, err error) (*http.Response, error) {
-	parent := req.Context()
-	if pd, ok := deadline.DeadlineOf(parent); ok && end >= pd {
+	if pd, ok := deadline.DeadlineOf(req.Context()); ok && end >= pd {
 		return t.retry(req, resp, err) // the caller's deadline is sooner
 	}
-	c := &timeoutCall{after: t.total}
-	c.ctx.Init(parent, end, nil)
-	resp, err = t.retry(req.WithContext(&c.ctx), resp, err)
-	if err != nil {
-		err = c.MapReadError(err)
-		c.ctx.Release()
-		return nil, err
-	}
-	body.TrackInto(resp, &c.body, c)
-	return resp, nil
+	return bounded.Run(req, end, t.total, t.p.clock, timedOut, func(r *http.Request) (*http.Response, error) {
+		return t.retry(r, resp, err)
+	})
 }
 
 // retryable reports whether an outcome may be retried at all.
@@ -240,7 +231,7 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 		if !ok {
 			return resp, err
 		}
-		if dl, has := deadline.DeadlineOf(ctx); has && clock.Add(clock.Now(), delay) >= dl {
+		if dl, has := deadline.DeadlineOf(ctx); has && clock.Add(t.p.clock.Now(), delay) >= dl {
 			return resp, err
 		}
 		ev := telemetry.Event{Attempt: n, Delay: delay, Err: err}
@@ -253,6 +244,9 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 			return resp, err
 		}
 		next, rerr := httpx.Rewind(req)
+		if rerr == nil {
+			next = httpx.GuardBody(next)
+		}
 		if rerr != nil {
 			// Better the outcome we have than an error of our own.
 			return resp, err
@@ -272,7 +266,12 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 			httpx.CloseRequestBody(next)
 			return nil, fmt.Errorf("resilient: retry wait after attempt %d (%w) ended: %w", n, causeOf(resp, err), werr)
 		}
-		resp, err = t.next.RoundTrip(next)
+		resp, err = httpx.Settle(t.next.RoundTrip(next))
+		if err != nil {
+			if mistake, ok := asRequestError(next, err); ok {
+				return nil, mistake
+			}
+		}
 		if !t.retryable(next, resp, err) {
 			return resp, err
 		}
@@ -285,7 +284,7 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response) (d time.Duration, fromHeader, ok bool) {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if v := resp.Header.Get("Retry-After"); v != "" {
-			if d, ok := parseRetryAfter(v, time.Now()); ok {
+			if d, ok := parseRetryAfter(v, t.p.clock.Wall()); ok {
 				return d, true, d <= t.p.MaxRetryAfter
 			}
 		}
@@ -305,12 +304,12 @@ func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response) (d time
 // ctx.Err().
 func (t *retryTransport) wait(ctx context.Context, d time.Duration) error {
 	if d > 0 {
-		c, stop := t.p.timer(d)
+		timer := t.p.clock.NewTimer(d)
 		select {
-		case <-c:
+		case <-timer.C():
 			return nil
 		case <-ctx.Done():
-			stop()
+			timer.Stop()
 		}
 	}
 	return ctx.Err()
@@ -326,92 +325,3 @@ func causeOf(resp *http.Response, err error) error {
 	}
 	return errors.New(resp.Status)
 }
-
-// DefaultShouldRetry is the retry decision of a zero RetryPolicy: retry
-// transport errors (attempt timeouts among them) and 408, 429, 500, 502,
-// 503 and 504 responses. It never retries the caller's own cancellation or
-// deadline, a TLS certificate error, ErrCircuitOpen or ErrBulkheadFull.
-func DefaultShouldRetry(req *http.Request, resp *http.Response, err error) bool {
-	if err != nil {
-		return !permanent(err) && (req == nil || req.Context().Err() == nil)
-	}
-	if resp == nil {
-		return false
-	}
-	switch resp.StatusCode {
-	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
-		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
-// permanent reports errors another attempt cannot fix: a rejection by a
-// breaker or bulkhead (retrying only burns the budget) and a certificate
-// the client does not trust.
-func permanent(err error) bool {
-	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrBulkheadFull) {
-		return true
-	}
-	var (
-		verr *tls.CertificateVerificationError
-		uerr x509.UnknownAuthorityError
-		herr x509.HostnameError
-		cerr x509.CertificateInvalidError
-	)
-	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr)
-}
-
-// parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP-date
-// (RFC 9110 10.2.3), as a wait from now. A date in the past means no wait.
-// Huge second counts saturate rather than overflow.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if v[0] >= '0' && v[0] <= '9' {
-		const maxSecs = int64(1<<63-1) / int64(time.Second)
-		var secs int64
-		for i := 0; i < len(v); i++ {
-			c := v[i]
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			secs = min(secs*10+int64(c-'0'), maxSecs)
-		}
-		return time.Duration(secs) * time.Second, true
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(0, at.Sub(now)), true
-}
-
-// fullJitter draws each delay uniformly from [0, d) where d is the next
-// step of an exponential backoff without jitter of its own.
-type fullJitter struct {
-	exp backoff.ExponentialBackOff
-}
-
-func newFullJitter(initial, maxDelay time.Duration) *fullJitter {
-	j := &fullJitter{exp: backoff.ExponentialBackOff{
-		InitialInterval: initial,
-		Multiplier:      2,
-		MaxInterval:     maxDelay,
-		Stop:            backoff.Stop,
-		Clock:           backoff.SystemClock,
-	}}
-	j.exp.Reset()
-	return j
-}
-
-func (j *fullJitter) NextBackOff() time.Duration {
-	d := j.exp.NextBackOff()
-	if d <= 0 {
-		return d
-	}
-	return rand.N(d)
-}
-
-func (j *fullJitter) Reset() { j.exp.Reset() }

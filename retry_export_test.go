@@ -3,15 +3,14 @@ package resilient
 import (
 	"time"
 
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
 
 // Hooks for the external tests of the Retry stage.
 
-// SetRetryTimer replaces the timer factory the stage sleeps with.
-func SetRetryTimer(p *RetryPolicy, f func(time.Duration) (<-chan time.Time, func() bool)) {
-	p.timer = f
-}
+// SetRetryClock replaces the clock the stage reads and sleeps with.
+func SetRetryClock(p *RetryPolicy, c clock.Clock) { p.clock = c }
 
 // SetRetrySink sends the stage's events to s.
 func SetRetrySink(p *RetryPolicy, s telemetry.Sink) { p.sink = s }

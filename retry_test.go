@@ -16,24 +16,34 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/telemetry"
 	"github.com/resilient-go/resilient/resilienttest"
 )
 
-// fakeTimer records the delays the stage waits for and fires at once.
+// fakeTimer is a clock whose timers record the delay they were started
+// with and fire at once; the rest is the real clock.
 type fakeTimer struct {
+	clock.Clock
 	mu     sync.Mutex
 	delays []time.Duration
 }
 
-func (f *fakeTimer) start(d time.Duration) (<-chan time.Time, func() bool) {
+func newFakeTimer() *fakeTimer { return &fakeTimer{Clock: clock.Real} }
+
+func (f *fakeTimer) NewTimer(d time.Duration) clock.Timer {
 	f.mu.Lock()
 	f.delays = append(f.delays, d)
 	f.mu.Unlock()
 	c := make(chan time.Time, 1)
 	c <- time.Time{}
-	return c, func() bool { return false }
+	return firedTimer(c)
 }
+
+type firedTimer chan time.Time
+
+func (t firedTimer) C() <-chan time.Time { return t }
+func (firedTimer) Stop() bool            { return false }
 
 func (f *fakeTimer) got() []time.Duration {
 	f.mu.Lock()
@@ -42,8 +52,8 @@ func (f *fakeTimer) got() []time.Duration {
 }
 
 func fastPolicy(p resilient.RetryPolicy) (resilient.RetryPolicy, *fakeTimer, *recordSink) {
-	ft, rec := &fakeTimer{}, &recordSink{}
-	resilient.SetRetryTimer(&p, ft.start)
+	ft, rec := newFakeTimer(), &recordSink{}
+	resilient.SetRetryClock(&p, ft)
 	resilient.SetRetrySink(&p, rec)
 	return p, ft, rec
 }

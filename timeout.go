@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/bounded"
 	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/deadline"
 	"github.com/resilient-go/resilient/internal/httpx"
@@ -28,62 +28,35 @@ func Timeout(d time.Duration) Middleware {
 		panic("resilient: Timeout needs a positive duration, got " + d.String())
 	}
 	return func(next http.RoundTripper) http.RoundTripper {
-		return &timeoutTransport{next: httpx.OrDefault(next), d: d}
+		return &timeoutTransport{next: httpx.OrDefault(next), d: d, clock: clock.Real}
 	}
 }
 
 type timeoutTransport struct {
-	next http.RoundTripper
-	d    time.Duration
+	next  http.RoundTripper
+	d     time.Duration
+	clock clock.Clock
 }
 
 var _ http.RoundTripper = (*timeoutTransport)(nil)
 
-// timeoutCall is the per-call state: the context handed down, and the body
-// wrapper that ends it, in one allocation.
-type timeoutCall struct {
-	ctx   deadline.Context
-	body  body.Body
-	after time.Duration
-}
-
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	parent := req.Context()
-	end := clock.Add(clock.Now(), t.d)
-	if pd, ok := deadline.DeadlineOf(parent); ok && end >= pd {
+	end := clock.Add(t.clock.Now(), t.d)
+	if pd, ok := deadline.DeadlineOf(req.Context()); ok && end >= pd {
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}
-	c := &timeoutCall{after: t.d}
-	c.ctx.Init(parent, end, nil)
-	resp, err := t.next.RoundTrip(req.WithContext(&c.ctx))
-	if err != nil {
-		if resp != nil && resp.Body != nil {
-			_ = resp.Body.Close()
-		}
-		err = c.MapReadError(err)
-		c.ctx.Release()
-		return nil, err
-	}
-	body.TrackInto(resp, &c.body, c)
-	return resp, nil
+	return bounded.Run(req, end, t.d, t.clock, timedOut, t.next.RoundTrip)
 }
 
-// Release ends the call's context; body.Body calls it once.
-func (c *timeoutCall) Release() { c.ctx.Release() }
-
-// MapReadError turns an error caused by this stage's deadline into a
-// *TimeoutError; other errors pass through.
-func (c *timeoutCall) MapReadError(err error) error {
-	if !c.ctx.Expired() {
-		return err
-	}
-	// An inner timeout expired with ours (it was clipped to our deadline):
-	// report the outer one, which is what ran out.
+// timedOut is the error of a call whose Timeout passed. An inner timeout
+// that expired with ours (it was clipped to our deadline) is replaced:
+// ours is what ran out.
+func timedOut(after time.Duration, err error) error {
 	if te, ok := err.(*TimeoutError); ok {
 		err = te.Err
 	}
-	return &TimeoutError{After: c.after, Err: err}
+	return &TimeoutError{After: after, Err: err}
 }
 
 // CloseIdleConnections forwards to the next transport.

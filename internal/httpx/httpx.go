@@ -6,6 +6,7 @@ package httpx
 import (
 	"io"
 	"net/http"
+	"strings"
 )
 
 // CloseIdle forwards CloseIdleConnections to rt if it has the method, so
@@ -91,9 +92,10 @@ func Rewind(req *http.Request) (*http.Request, error) {
 }
 
 // Authority names the server a request goes to: scheme, host and port,
-// with the default port made explicit so that http://h and http://h:80 share
-// one breaker and one pool. It is comparable, so it can key a map, and
-// making one does not allocate.
+// with the default port made explicit and the host in lower case, so that
+// http://h, http://h:80 and http://H share one breaker and one pool (host
+// names are case-insensitive, RFC 4343). It is comparable, so it can key a
+// map, and making one allocates only for a host with upper-case letters.
 type Authority struct {
 	Scheme, Host, Port string
 }
@@ -119,7 +121,19 @@ func AuthorityOf(req *http.Request) Authority {
 	if len(a.Host) > 1 && a.Host[0] == '[' && a.Host[len(a.Host)-1] == ']' {
 		a.Host = a.Host[1 : len(a.Host)-1]
 	}
+	a.Host = lower(a.Host)
 	return a
+}
+
+// lower is strings.ToLower for ASCII, returning s itself (no allocation)
+// when it has no upper-case letter.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // String formats a as scheme://host:port.

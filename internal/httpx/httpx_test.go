@@ -21,6 +21,8 @@ func TestAuthorityOf(t *testing.T) {
 		{"http://127.0.0.1:1/", "http://127.0.0.1:1"},
 		{"http://[::1]:9/", "http://[::1]:9"},
 		{"https://[::1]/", "https://[::1]:443"},
+		{"http://API.Example.TEST:81/x", "http://api.example.test:81"},
+		{"HTTPS://Host/", "https://host:443"},
 	} {
 		req, err := http.NewRequest("GET", tc.in, nil)
 		if err != nil {

@@ -1,0 +1,59 @@
+// Package bounded runs a call under a deadline that also covers the read of
+// its response body: the core shared by the Timeout stage and by Retry when
+// it enforces the pipeline's total timeout itself.
+package bounded
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/clock"
+	"github.com/resilient-go/resilient/internal/deadline"
+)
+
+// Expired makes the error a call reports when its deadline passed: after
+// is the bound, err what the transport returned then.
+type Expired func(after time.Duration, err error) error
+
+// call is the per-call state: the context handed down, and the body wrapper
+// that ends it, in one allocation.
+type call struct {
+	ctx     deadline.Context
+	body    body.Body
+	after   time.Duration
+	expired Expired
+}
+
+// Run sends req through send with a context that ends at end (an offset on
+// clk) or when req's own context does, and keeps it alive until the
+// response body is closed or read to EOF. An error caused by that deadline,
+// while sending or reading the body, becomes expired(after, err).
+func Run(req *http.Request, end, after time.Duration, clk clock.Clock, expired Expired,
+	send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	c := &call{after: after, expired: expired}
+	c.ctx.Init(req.Context(), end, clk)
+	resp, err := send(req.WithContext(&c.ctx))
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		err = c.MapReadError(err)
+		c.ctx.Release()
+		return nil, err
+	}
+	body.TrackInto(resp, &c.body, c)
+	return resp, nil
+}
+
+// Release ends the call's context; body.Body calls it once.
+func (c *call) Release() { c.ctx.Release() }
+
+// MapReadError turns an error caused by this call's deadline into the
+// Expired error; other errors pass through.
+func (c *call) MapReadError(err error) error {
+	if !c.ctx.Expired() {
+		return err
+	}
+	return c.expired(c.after, err)
+}
