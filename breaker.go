@@ -134,10 +134,7 @@ func (e *CircuitOpenError) Is(target error) bool { return target == ErrCircuitOp
 // WithBreaker sets the standard pipeline's circuit breaker policy.
 func WithBreaker(p BreakerPolicy) Option {
 	p.withDefaults() // panic at the option, not later
-	return func(c *config) {
-		c.breaker = p
-		c.on[StageBreaker] = true
-	}
+	return stageOption(StageBreaker, func(c *config) { c.breaker = p })
 }
 
 // CircuitBreaker returns a stage that keeps one circuit breaker per

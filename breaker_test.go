@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/telemetry"
 	"github.com/resilient-go/resilient/resilienttest"
 )
@@ -206,21 +207,6 @@ func TestBreakerSickHostLeavesHealthyAlone(t *testing.T) {
 	}
 }
 
-// waitProbe polls until the breaker lets a call through, bounded by 5 s.
-func waitProbe(t *testing.T, c *http.Client, u string) (int, error) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := getStatus(t, c, u)
-		if !errors.Is(err, resilient.ErrCircuitOpen) {
-			return st, err
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Fatal("breaker never let a probe through")
-	return 0, nil
-}
-
 type changeLog struct {
 	mu  sync.Mutex
 	got []string
@@ -243,8 +229,10 @@ func TestBreakerProbeAfterOpenTimeout(t *testing.T) {
 	srv := resilienttest.NewServer(t, resilienttest.FailFirst(6, 500))
 	var log changeLog
 	sink := &recordSink{}
+	clk := clock.NewFake(0)
 	p := noJitter(resilient.BreakerPolicy{OpenTimeout: 50 * time.Millisecond, OnStateChange: log.record})
 	resilient.SetBreakerSink(&p, sink)
+	resilient.SetBreakerClock(&p, clk)
 	c := clientWith(resilient.CircuitBreaker(p))
 	defer c.CloseIdleConnections()
 
@@ -253,18 +241,20 @@ func TestBreakerProbeAfterOpenTimeout(t *testing.T) {
 	}
 	_, err := getStatus(t, c, srv.URL)
 	var coe *resilient.CircuitOpenError
-	if !errors.As(err, &coe) || coe.ProbeIn > 50*time.Millisecond {
-		t.Fatalf("got %v, want open with ProbeIn <= 50ms", err)
+	if !errors.As(err, &coe) || coe.ProbeIn != 50*time.Millisecond {
+		t.Fatalf("got %v, want open with ProbeIn 50ms", err)
 	}
 	// A failed probe opens it again.
-	if st, err := waitProbe(t, c, srv.URL); st != 500 || err != nil {
+	clk.Advance(50 * time.Millisecond)
+	if st, err := getStatus(t, c, srv.URL); st != 500 || err != nil {
 		t.Fatalf("probe: %d, %v", st, err)
 	}
 	if _, err := getStatus(t, c, srv.URL); !errors.Is(err, resilient.ErrCircuitOpen) {
 		t.Fatalf("a failed probe should reopen, got %v", err)
 	}
 	// A good probe closes it.
-	if st, err := waitProbe(t, c, srv.URL); st != 200 || err != nil {
+	clk.Advance(50 * time.Millisecond)
+	if st, err := getStatus(t, c, srv.URL); st != 200 || err != nil {
 		t.Fatalf("probe: %d, %v", st, err)
 	}
 	for range 10 {
@@ -293,7 +283,10 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	probe := resilienttest.Hang()
 	defer probe.Release()
 	base := resilienttest.NewTransport(resilienttest.FailFirst(5, 500), resilienttest.OnRequests(6, 6, probe))
-	rt := resilient.Chain(base, resilient.CircuitBreaker(noJitter(resilient.BreakerPolicy{OpenTimeout: 30 * time.Millisecond})))
+	clk := clock.NewFake(0)
+	p := noJitter(resilient.BreakerPolicy{OpenTimeout: 30 * time.Millisecond})
+	resilient.SetBreakerClock(&p, clk)
+	rt := resilient.Chain(base, resilient.CircuitBreaker(p))
 	call := func() error {
 		resp, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 		if err == nil {
@@ -304,29 +297,16 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 	for range 5 {
 		call()
 	}
+	if err := call(); !errors.Is(err, resilient.ErrCircuitOpen) {
+		t.Fatalf("after 5 failures: %v, want open", err)
+	}
+	clk.Advance(30 * time.Millisecond)
 	awaitCtx, stopAwait := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stopAwait()
-	inProbe := make(chan error, 1)
-	go func() { inProbe <- probe.Await(awaitCtx, 1) }()
-	done := make(chan error)
-	go func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if err := call(); !errors.Is(err, resilient.ErrCircuitOpen) {
-				done <- err
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		done <- errors.New("no probe")
-	}()
-	select {
-	case err := <-inProbe:
-		if err != nil {
-			t.Fatalf("the probe never arrived: %v", err)
-		}
-	case err := <-done:
-		t.Fatal(err)
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	if err := probe.Await(awaitCtx, 1); err != nil {
+		t.Fatalf("the probe never arrived: %v", err)
 	}
 	err := call()
 	var coe *resilient.CircuitOpenError

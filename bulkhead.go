@@ -92,10 +92,7 @@ func (e *BulkheadFullError) Unwrap() error { return e.Err }
 // WithBulkhead sets the standard pipeline's bulkhead policy.
 func WithBulkhead(p BulkheadPolicy) Option {
 	p.withDefaults() // panic at the option, not later
-	return func(c *config) {
-		c.bulkhead = p
-		c.on[StageBulkhead] = true
-	}
+	return stageOption(StageBulkhead, func(c *config) { c.bulkhead = p })
 }
 
 // Bulkhead returns a stage that bounds the calls in flight to each

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/telemetry"
 	"github.com/resilient-go/resilient/resilienttest"
 )
@@ -147,20 +148,32 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestBulkheadMaxWaitExpires(t *testing.T) {
 	sink := &recordSink{}
+	clk := clock.NewFake(0)
 	p := resilient.BulkheadPolicy{MaxConcurrent: 1, MaxWait: 30 * time.Millisecond}
 	resilient.SetBulkheadSink(&p, sink)
+	resilient.SetBulkheadClock(&p, clk)
 	rt := resilient.Chain(resilienttest.NewTransport(resilienttest.Respond(200, "hello")), resilient.Bulkhead(p))
 	first, _ := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
 	defer first.Body.Close()
-	start := time.Now()
-	_, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
-	el := time.Since(start)
-	var bfe *resilient.BulkheadFullError
-	if !errors.As(err, &bfe) || bfe.Waited < 30*time.Millisecond || bfe.Err != nil {
-		t.Fatalf("got %+v, want full after waiting 30ms", err)
+	got := make(chan error, 1)
+	go func() {
+		_, err := rt.RoundTrip(httptest.NewRequest("GET", "http://api.test/", nil))
+		got <- err
+	}()
+	if !clk.WaitTimers(1, 5*time.Second) {
+		t.Fatal("the second call never started waiting")
 	}
-	if el < 30*time.Millisecond || el > 2*time.Second {
-		t.Errorf("returned after %v, want about MaxWait", el)
+	clk.Advance(29 * time.Millisecond)
+	select {
+	case err := <-got:
+		t.Fatalf("gave up before MaxWait: %v", err)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	err := <-got
+	var bfe *resilient.BulkheadFullError
+	if !errors.As(err, &bfe) || bfe.Waited != 30*time.Millisecond || bfe.Err != nil {
+		t.Fatalf("got %+v, want full after waiting 30ms", err)
 	}
 	evs := sink.kinds(telemetry.BulkheadRejected)
 	if len(evs) != 1 || evs[0].Authority != "http://api.test:80" {

@@ -71,6 +71,18 @@ func defaultConfig() config {
 	}
 }
 
+// stageOption is a With... option: set stores the stage's settings, the
+// stage goes on, and the stages it replaces go off.
+func stageOption(st Stage, set func(*config), replaces ...Stage) Option {
+	return func(c *config) {
+		set(c)
+		c.on[st] = true
+		for _, r := range replaces {
+			c.on[r] = false
+		}
+	}
+}
+
 // Without switches stages of the standard pipeline off. A later With...
 // option for the same stage switches it back on.
 func Without(stages ...Stage) Option {
@@ -86,10 +98,7 @@ func Without(stages ...Stage) Option {
 // use Without(StageTotalTimeout) to have no total bound.
 func WithTotalTimeout(d time.Duration) Option {
 	mustPositive("WithTotalTimeout", d)
-	return func(c *config) {
-		c.totalTimeout = d
-		c.on[StageTotalTimeout] = true
-	}
+	return stageOption(StageTotalTimeout, func(c *config) { c.totalTimeout = d })
 }
 
 // WithAttemptTimeout bounds each attempt, including its body read, so a
@@ -97,10 +106,7 @@ func WithTotalTimeout(d time.Duration) Option {
 // is not positive; use Without(StageAttemptTimeout) to switch it off.
 func WithAttemptTimeout(d time.Duration) Option {
 	mustPositive("WithAttemptTimeout", d)
-	return func(c *config) {
-		c.attemptTimeout = d
-		c.on[StageAttemptTimeout] = true
-	}
+	return stageOption(StageAttemptTimeout, func(c *config) { c.attemptTimeout = d })
 }
 
 func mustPositive(name string, d time.Duration) {

@@ -30,7 +30,9 @@ type FallbackFunc func(req *http.Request, resp *http.Response, err error) (*http
 // (WithFallback), so it sees the final outcome of everything below.
 //
 // When the caller's own context has ended, the caller has given up and f is
-// not called: the failure is returned as it is.
+// not called: the failure is returned as it is. Nor is it called for a
+// *RequestError: a request net/http refuses is a bug to see, not an
+// outage to cover.
 //
 // Fallback panics if f is nil.
 func Fallback(f FallbackFunc) Middleware { return fallbackStage(f, nil) }
@@ -57,10 +59,7 @@ func WithFallback(f FallbackFunc) Option {
 	if f == nil {
 		panic("resilient: WithFallback needs a FallbackFunc, got nil")
 	}
-	return func(c *config) {
-		c.fallback = f
-		c.on[StageFallback] = true
-	}
+	return stageOption(StageFallback, func(c *config) { c.fallback = f })
 }
 
 type fallbackTransport struct {
@@ -73,10 +72,16 @@ var _ http.RoundTripper = (*fallbackTransport)(nil)
 
 func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
-	if err == nil && !fallbackStatus(resp.StatusCode) {
+	if err == nil && !httpx.FailureStatus(resp.StatusCode) {
 		return resp, nil
 	}
 	resp, err = httpx.Settle(resp, err)
+	if err != nil {
+		// A caller's mistake is a bug to see, not an outage to cover.
+		if mistake, ok := asRequestError(req, err); ok {
+			return nil, mistake
+		}
+	}
 	if req.Context().Err() != nil {
 		return resp, err
 	}
@@ -118,13 +123,6 @@ func nilFallbackError(resp *http.Response, err error) error {
 
 // CloseIdleConnections forwards to the next transport.
 func (t *fallbackTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
-
-// fallbackStatus reports whether a status is a failure that Fallback
-// answers: 5xx and 429, the statuses that mean "the dependency cannot serve
-// you now" rather than "your request is wrong".
-func fallbackStatus(code int) bool {
-	return httpx.FailureStatus(code)
-}
 
 // StaticFallback returns a FallbackFunc that answers every failed call with
 // the same response: status, a copy of header (nil means none) and body.

@@ -126,11 +126,7 @@ func Hedge(p HedgePolicy) Middleware {
 // It panics on a bad policy, as Hedge does.
 func WithHedge(p HedgePolicy) Option {
 	p.validate()
-	return func(c *config) {
-		c.hedge = p
-		c.on[StageHedge] = true
-		c.on[StageRetry] = false
-	}
+	return stageOption(StageHedge, func(c *config) { c.hedge = p }, StageRetry)
 }
 
 type hedgeTransport struct {

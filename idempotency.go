@@ -74,10 +74,7 @@ func IdempotencyKey(p IdempotencyPolicy) Middleware {
 func WithIdempotencyKey(p IdempotencyPolicy) Option {
 	newIdempotency(p) // validate now, where the mistake is
 	p.Methods = append([]string(nil), p.Methods...)
-	return func(c *config) {
-		c.idempotency = p
-		c.on[StageIdempotencyKey] = true
-	}
+	return stageOption(StageIdempotencyKey, func(c *config) { c.idempotency = p })
 }
 
 type idempotencyTransport struct {

@@ -164,11 +164,7 @@ func retryStage(p RetryPolicy, total time.Duration) Middleware {
 // the stage on. It panics on a bad policy, as Retry does.
 func WithRetry(p RetryPolicy) Option {
 	p.validate()
-	return func(c *config) {
-		c.retry = p
-		c.on[StageRetry] = true
-		c.on[StageHedge] = false
-	}
+	return stageOption(StageRetry, func(c *config) { c.retry = p }, StageHedge)
 }
 
 type retryTransport struct {

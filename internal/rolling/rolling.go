@@ -1,6 +1,6 @@
 // Package rolling counts events over a rolling window without a lock, for
-// the breaker's success count: the hot path of every call through a closed
-// breaker, where gobreaker's mutex would make goroutines queue.
+// the breaker's failure ratio: the hot path of every call through a closed
+// breaker, where a mutex would make goroutines queue.
 package rolling
 
 import "sync/atomic"
