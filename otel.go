@@ -43,7 +43,8 @@ type TracingPolicy struct {
 // (or "HTTP" for methods outside RFC 9110 and PATCH, whose
 // http.request.method is "_OTHER", as the conventions say), with
 // http.request.method, server.address, server.port, url.full (user info and
-// signature query values replaced by REDACTED), http.response.status_code,
+// credential query values replaced by REDACTED, as in the README's list; the
+// URL in an error's text too), http.response.status_code,
 // error.type, network.protocol.version and, from the second attempt on,
 // http.request.resend_count. 4xx, 5xx and transport errors set status
 // Error; a call cancelled by its caller does not. The span ends when the
@@ -262,7 +263,7 @@ func (t *tracingTransport) roundTrip(req *http.Request, tracing bool, prop propa
 		if recording {
 			c.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
 			if !callerCancelled(parent, err) {
-				c.span.SetStatus(codes.Error, err.Error())
+				c.span.SetStatus(codes.Error, telemetry.RedactError(err))
 			}
 		}
 	} else if resp.StatusCode >= 400 {

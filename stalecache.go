@@ -7,10 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
 )
 
@@ -37,21 +37,34 @@ type StaleCachePolicy struct {
 	MaxAge time.Duration
 
 	// Key names the entry for a request; "" means do not cache it. Nil
-	// means the request URL. The URL alone is right for a client that acts
-	// as one identity; one that sends requests on behalf of several users
-	// (different Authorization or Cookie headers) must put the user in the
-	// key, or it will serve one user's data to another.
+	// means the request URL. Unless Private is set, the cache adds a hash
+	// of the request's Authorization, Cookie and Proxy-Authorization to
+	// what Key returns, so Key need not (and cannot forget to) name the
+	// user. The request fields a stored response's Vary lists select it
+	// too, whatever Key says.
 	Key func(req *http.Request) string
+
+	// Private makes it a private cache, for a client that acts as one
+	// identity: credentials are left out of the key, responses marked
+	// Cache-Control: private are stored, and s-maxage and proxy-revalidate
+	// (which bind shared caches only) are ignored. False, the default, is
+	// a shared cache, safe for a client that calls on behalf of many users.
+	Private bool
 }
 
 // StaleCache is a stale-if-error cache: it remembers the last good
 // response to each GET and serves it, marked with StaleHeader and with its
 // original Date, when the dependency fails. It is safe for concurrent use.
 //
-// It records 2xx responses (except 206) to GET requests without a Range
-// header, unless the request or response says Cache-Control: no-store. A
-// body is recorded as the caller reads it, never ahead of the caller, and
-// kept only if the caller reads it to EOF within MaxEntryBytes.
+// By default it behaves as RFC 9111 asks of a shared cache: it keeps
+// users apart by their credentials and by the fields a response's Vary
+// names, and honours no-store, no-cache, private, must-revalidate,
+// proxy-revalidate and s-maxage (the README has the table). It records 2xx
+// responses (except 206) to GET requests without a Range header, never
+// with their Set-Cookie. A body is recorded as the caller reads it, never
+// ahead of the caller and never allocated ahead of the bytes received,
+// and kept only if the caller reads it to EOF within MaxEntryBytes. One
+// response is kept per URL and identity: the last one read.
 //
 // With Chain, Middleware records and serves in one stage. The standard
 // pipeline takes the two halves: Record around the base transport and
@@ -64,7 +77,8 @@ type StaleCache struct {
 	maxEntry   int64
 	maxAge     time.Duration
 	key        func(*http.Request) string
-	now        func() time.Time
+	private    bool
+	clk        clock.Clock
 
 	mu      sync.Mutex
 	lru     list.List                // guarded by mu; of *staleEntry, most recent first
@@ -75,12 +89,16 @@ type StaleCache struct {
 // staleEntry is one stored response. It is never changed once stored, so
 // it can be read outside the lock.
 type staleEntry struct {
-	key    string
-	status int
-	header http.Header
-	body   []byte
-	stored time.Time
-	size   int64
+	key      string
+	status   int
+	header   http.Header
+	body     []byte
+	received time.Duration // clock offset at which the headers arrived
+	vary     []string      // request fields that select this response
+	varyHash string        // fieldsHash of vary in the request it answered
+	limited  bool          // not served past until
+	until    time.Duration
+	size     int64
 }
 
 // NewStaleCache returns an empty cache bounded by p. It panics if a bound
@@ -102,7 +120,8 @@ func NewStaleCache(p StaleCachePolicy) *StaleCache {
 		maxEntry:   staleDefault(p.MaxEntryBytes, 1<<20),
 		maxAge:     staleDefault(p.MaxAge, time.Hour),
 		key:        p.Key,
-		now:        time.Now,
+		private:    p.Private,
+		clk:        clock.Real,
 		entries:    make(map[string]*list.Element),
 	}
 	c.maxEntry = min(c.maxEntry, c.maxBytes)
@@ -136,15 +155,15 @@ func (c *StaleCache) Record(next http.RoundTripper) http.RoundTripper {
 // there is one younger than MaxAge, and otherwise returns resp and err as
 // they are.
 func (c *StaleCache) Fallback(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
-	if !staleEligible(req) {
+	if _, serve := requestRules(req); !serve {
 		return resp, err
 	}
 	key := c.keyOf(req)
 	if key == "" {
 		return resp, err
 	}
-	e, age, ok := c.lookup(key, c.now())
-	if !ok {
+	e, age, ok := c.lookup(key, c.clk.Now())
+	if !ok || e.vary != nil && fieldsHash(req.Header, e.vary, true) != e.varyHash {
 		return resp, err
 	}
 	h := e.header.Clone()
@@ -165,26 +184,20 @@ func (c *StaleCache) Fallback(req *http.Request, resp *http.Response, err error)
 	}, nil
 }
 
+// keyOf names the entry for req: Key's name (or the URL), and in a shared
+// cache a hash of the credentials, if any.
 func (c *StaleCache) keyOf(req *http.Request) string {
+	k := req.URL.String()
 	if c.key != nil {
-		return c.key(req)
+		k = c.key(req)
 	}
-	return req.URL.String()
+	if k == "" || c.private || !hasCredentials(req.Header) {
+		return k
+	}
+	return k + "\x00" + fieldsHash(req.Header, credentialFields, false)
 }
 
-// staleEligible reports whether req is one the cache may answer: a GET
-// for a whole representation that allows storing.
-func staleEligible(req *http.Request) bool {
-	if req.Method != http.MethodGet && req.Method != "" {
-		return false
-	}
-	if _, ok := req.Header["Range"]; ok {
-		return false
-	}
-	return !hasCacheDirective(req.Header, "no-store")
-}
-
-func (c *StaleCache) lookup(key string, now time.Time) (*staleEntry, time.Duration, bool) {
+func (c *StaleCache) lookup(key string, now time.Duration) (*staleEntry, time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[key]
@@ -192,8 +205,8 @@ func (c *StaleCache) lookup(key string, now time.Time) (*staleEntry, time.Durati
 		return nil, 0, false
 	}
 	e := el.Value.(*staleEntry)
-	age := max(now.Sub(e.stored), 0)
-	if age > c.maxAge {
+	age := max(now-e.received, 0)
+	if age > c.maxAge || e.limited && now > e.until {
 		c.removeLocked(el)
 		return nil, 0, false
 	}
@@ -204,7 +217,10 @@ func (c *StaleCache) lookup(key string, now time.Time) (*staleEntry, time.Durati
 // store keeps e as the entry for e.key, evicting the least recently used
 // entries past the bounds.
 func (c *StaleCache) store(e *staleEntry) {
-	e.size = int64(len(e.key) + len(e.body))
+	e.size = int64(len(e.key) + cap(e.body) + len(e.varyHash))
+	for _, k := range e.vary {
+		e.size += int64(len(k))
+	}
 	for k, vs := range e.header {
 		e.size += int64(len(k))
 		for _, v := range vs {
@@ -242,47 +258,47 @@ var _ http.RoundTripper = (*staleRecorder)(nil)
 
 func (r *staleRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.next.RoundTrip(req)
-	if err != nil || !r.c.recordable(req, resp) {
+	if err != nil {
 		return resp, err
+	}
+	if store, _ := requestRules(req); !store {
+		return resp, nil
+	}
+	now := r.c.clk.Now()
+	vary, until, limited, ok := r.c.responseRules(resp, now)
+	if !ok {
+		return resp, nil
 	}
 	key := r.c.keyOf(req)
 	if key == "" {
 		return resp, nil
 	}
-	e := &staleEntry{key: key, status: resp.StatusCode, header: resp.Header.Clone()}
+	e := &staleEntry{key: key, status: resp.StatusCode, header: storedHeader(resp.Header),
+		received: now, vary: vary, limited: limited, until: until}
+	if vary != nil {
+		e.varyHash = fieldsHash(req.Header, vary, true)
+	}
 	if resp.Body == nil || resp.Body == http.NoBody {
-		e.stored = r.c.now()
 		r.c.store(e)
 		return resp, nil
 	}
-	t := &staleTee{rc: resp.Body, c: r.c, e: e, max: r.c.maxEntry}
-	if resp.ContentLength > 0 {
-		t.buf = make([]byte, 0, resp.ContentLength)
-	}
-	resp.Body = t
+	resp.Body = &staleTee{rc: resp.Body, c: r.c, e: e, max: r.c.maxEntry, declared: resp.ContentLength}
 	return resp, nil
 }
 
 // CloseIdleConnections forwards to the next transport.
 func (r *staleRecorder) CloseIdleConnections() { httpx.CloseIdle(r.next) }
 
-func (c *StaleCache) recordable(req *http.Request, resp *http.Response) bool {
-	return resp.StatusCode >= 200 && resp.StatusCode <= 299 &&
-		resp.StatusCode != http.StatusPartialContent &&
-		resp.ContentLength <= c.maxEntry &&
-		staleEligible(req) &&
-		!hasCacheDirective(resp.Header, "no-store")
-}
-
 // staleTee copies a body into its entry as the caller reads it, and stores
 // the entry when the caller reaches EOF. Reads are the caller's; nothing is
 // read ahead. Close only closes: a body not read to its end is not stored.
 type staleTee struct {
-	rc  io.ReadCloser
-	c   *StaleCache
-	e   *staleEntry // nil once stored or given up
-	buf []byte
-	max int64
+	rc       io.ReadCloser
+	c        *StaleCache
+	e        *staleEntry // nil once stored or given up
+	buf      []byte
+	max      int64
+	declared int64 // Content-Length, or -1: a hint to size buf, never trusted ahead of the bytes
 }
 
 func (t *staleTee) Read(p []byte) (int, error) {
@@ -294,10 +310,14 @@ func (t *staleTee) Read(p []byte) (int, error) {
 		t.e, t.buf = nil, nil
 		return n, err
 	}
+	t.grow(n)
 	t.buf = append(t.buf, p[:n]...)
 	switch {
 	case errors.Is(err, io.EOF):
-		t.e.body, t.e.stored = t.buf, t.c.now()
+		if cap(t.buf)-len(t.buf) > len(t.buf)/8 {
+			t.buf = bytes.Clone(t.buf) // what is kept is what the bounds count
+		}
+		t.e.body = t.buf
 		t.c.store(t.e)
 		t.e, t.buf = nil, nil
 	case err != nil:
@@ -308,46 +328,20 @@ func (t *staleTee) Read(p []byte) (int, error) {
 
 func (t *staleTee) Close() error { return t.rc.Close() }
 
-// hasCacheDirective reports whether the Cache-Control header in h holds
-// directive (lowercase), by name, ignoring case and any argument. Commas
-// inside a quoted argument do not split directives.
-func hasCacheDirective(h http.Header, directive string) bool {
-	for _, v := range h["Cache-Control"] {
-		for v != "" {
-			var d string
-			d, v = nextCacheDirective(v)
-			if strings.EqualFold(d, directive) {
-				return true
-			}
-		}
+// grow makes room for n more bytes, at most doubling what has arrived (and
+// 512 bytes to start), so a hostile Content-Length costs nothing. The
+// declared length caps a step: an honest body ends in a buffer that fits.
+func (t *staleTee) grow(n int) {
+	need := len(t.buf) + n
+	if need <= cap(t.buf) {
+		return
 	}
-	return false
-}
-
-// nextCacheDirective returns the name of the first directive in v and the
-// rest of v after its comma.
-func nextCacheDirective(v string) (name, rest string) {
-	i, quoted := 0, false
-	end := -1 // end of the name
-	for ; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case quoted && c == '\\':
-			i++
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == '=' && end < 0:
-			end = i
-		case c == ',':
-			if end < 0 {
-				end = i
-			}
-			return strings.Trim(v[:end], " \t"), v[i+1:]
-		}
+	c := int64(max(2*cap(t.buf), need, 512))
+	if t.declared >= int64(need) {
+		c = min(c, t.declared)
 	}
-	if end < 0 {
-		end = len(v)
-	}
-	return strings.Trim(v[:end], " \t"), ""
+	c = max(min(c, t.max), int64(need))
+	nb := make([]byte, len(t.buf), c)
+	copy(nb, t.buf)
+	t.buf = nb
 }

@@ -12,9 +12,13 @@ import (
 
 // Timeout bounds each call through it to d, including the read of the
 // response body: a body that stalls fails with a *TimeoutError, and a body
-// that arrives in time reads completely, however long the caller waits
-// before reading it. Where the stage sits makes it a total timeout (outside
-// Retry) or a per-attempt one (inside). A caller's own sooner deadline wins.
+// read before the deadline reads completely, however long the caller waits
+// within it. Past the deadline a read fails with a *TimeoutError even if
+// the bytes had arrived (net/http drops the connection; only what it had
+// buffered comes first): read the body before the deadline, or give the
+// stage room for the read. Where the stage sits makes it a total timeout
+// (outside Retry) or a per-attempt one (inside). A caller's own sooner
+// deadline wins.
 //
 // The call's context ends when the body is closed or read to EOF, or when
 // the call fails; never earlier. The timer behind it is started only if

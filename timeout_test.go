@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,4 +282,47 @@ func BenchmarkTimeout(b *testing.B) {
 	b.Run("total+attempt", func(b *testing.B) {
 		benchRoundTrip(b, resilient.Chain(memTransport{}, resilient.Timeout(30*time.Second), resilient.Timeout(10*time.Second)))
 	})
+}
+
+// TestTimeoutBodyNotReadByDeadlineIsCut pins what the doc says: the
+// deadline bounds the caller's read too, so a body that had fully arrived
+// but is read after the deadline ends with a *TimeoutError (after what
+// net/http had already buffered), not with all its bytes.
+func TestTimeoutBodyNotReadByDeadlineIsCut(t *testing.T) {
+	payload := strings.Repeat("x", 16<<10)
+	closed := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, payload)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			once.Do(func() { close(closed) })
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := clientWith(resilient.Timeout(100 * time.Millisecond))
+	defer c.CloseIdleConnections()
+
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// No sleep: wait for the deadline, then for net/http to drop the
+	// connection (the server sees it close), as it does on a deadline.
+	for _, ch := range []<-chan struct{}{resp.Request.Context().Done(), closed} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the deadline did not end the connection")
+		}
+	}
+	got, err := io.ReadAll(resp.Body)
+	assertTimeout(t, err)
+	if len(got) >= len(payload) {
+		t.Errorf("read all %d bytes after the deadline, want the read cut", len(got))
+	}
+	t.Logf("read %d of %d bytes, then %v", len(got), len(payload), err)
 }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 )
@@ -8,16 +9,22 @@ import (
 // Redacted replaces credentials and signatures in url.full.
 const Redacted = "REDACTED"
 
-// signatureParams are the query parameters whose values grant access (the
-// list of the OTel HTTP conventions plus the rest of AWS SigV4's). Keys
-// match case-insensitively: redacting too much is the safe mistake.
-var signatureParams = [...]string{
-	"sig", "Signature", "X-Goog-Signature", "AWSAccessKeyId",
-	"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token",
+// secretParams are the query parameters whose values grant access: the
+// OTel HTTP conventions' signature list, the rest of AWS SigV4's, and the
+// names APIs commonly take tokens and keys by. Keys match
+// case-insensitively: redacting too much is the safe mistake.
+var secretParams = [...]string{
+	"sig", "signature", "AWSAccessKeyId",
+	"access_token", "token", "api_key", "apikey", "key",
+	"client_secret", "password",
 }
 
+// secretPrefixes name whole families: every X-Amz-* and X-Goog-* parameter
+// of a presigned URL is part of the credential or pins what it signs.
+var secretPrefixes = [...]string{"X-Amz-", "X-Goog-"}
+
 // RedactURL formats u for url.full: user info becomes REDACTED:REDACTED
-// and the values of signature query parameters become REDACTED. The rest
+// and the values of credential query parameters become REDACTED. The rest
 // of the URL, including the order and encoding of other parameters, is
 // kept.
 func RedactURL(u *url.URL) string {
@@ -33,7 +40,26 @@ func RedactURL(u *url.URL) string {
 	return c.String()
 }
 
-// RedactQuery replaces the values of signature parameters in the raw
+// RedactError is err's text for telemetry (span status, event causes):
+// the URL a *url.Error carries is redacted as url.full is.
+func RedactError(err error) string {
+	msg := err.Error()
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.URL == "" {
+		return msg
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		// Unparsable, so nothing can say which part is secret.
+		return strings.ReplaceAll(msg, ue.URL, Redacted)
+	}
+	if r := RedactURL(u); r != ue.URL {
+		return strings.ReplaceAll(msg, ue.URL, r)
+	}
+	return msg
+}
+
+// RedactQuery replaces the values of credential parameters in the raw
 // (still encoded) query string q. It returns q itself when there is
 // nothing to redact, so the common case does not allocate.
 func RedactQuery(q string) string {
@@ -47,7 +73,7 @@ func RedactQuery(q string) string {
 			end += start
 		}
 		part := q[start:end]
-		if eq := strings.IndexByte(part, '='); eq >= 0 && isSignature(part[:eq]) && part[eq+1:] != Redacted {
+		if eq := strings.IndexByte(part, '='); eq >= 0 && isSecret(part[:eq]) && part[eq+1:] != Redacted {
 			b.WriteString(q[done : start+eq+1])
 			b.WriteString(Redacted)
 			done = end
@@ -61,15 +87,20 @@ func RedactQuery(q string) string {
 	return b.String()
 }
 
-// isSignature reports whether the encoded query key k names a signature.
-func isSignature(k string) bool {
+// isSecret reports whether the encoded query key k names a credential.
+func isSecret(k string) bool {
 	if strings.ContainsAny(k, "%+") {
 		if d, err := url.QueryUnescape(k); err == nil {
 			k = d
 		}
 	}
-	for _, s := range signatureParams {
+	for _, s := range secretParams {
 		if strings.EqualFold(k, s) {
+			return true
+		}
+	}
+	for _, p := range secretPrefixes {
+		if len(k) >= len(p) && strings.EqualFold(k[:len(p)], p) {
 			return true
 		}
 	}

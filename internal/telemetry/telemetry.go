@@ -92,7 +92,7 @@ func (ev Event) Attributes() []attribute.KeyValue {
 		attrs = append(attrs, attribute.Int("http.response.status_code", ev.Status))
 	}
 	if ev.Err != nil {
-		attrs = append(attrs, attribute.String("resilient.cause", ev.Err.Error()))
+		attrs = append(attrs, attribute.String("resilient.cause", RedactError(ev.Err)))
 	}
 	if ev.Authority != "" {
 		attrs = append(attrs, attribute.String("resilient.authority", ev.Authority))

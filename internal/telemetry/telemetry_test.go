@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"runtime"
 	"strings"
@@ -139,6 +140,9 @@ func TestRedactURL(t *testing.T) {
 		{"https://h/?X%2DAmz%2DSignature=x", "https://h/?X%2DAmz%2DSignature=REDACTED"},
 		{"https://h/?sig&sig=", "https://h/?sig&sig=REDACTED"},
 		{"https://h/?&&sig=a=b&", "https://h/?&&sig=REDACTED&"},
+		{"https://h/?Access_Token=t&tokens=1&Key=k&monkey=1", "https://h/?Access_Token=REDACTED&tokens=1&Key=REDACTED&monkey=1"},
+		{"https://h/?x-goog-date=1&x-amz=2&X-Amz-=3", "https://h/?x-goog-date=REDACTED&x-amz=2&X-Amz-=REDACTED"},
+		{"https://h/?api%5Fkey=k&PassWord=p", "https://h/?api%5Fkey=REDACTED&PassWord=REDACTED"},
 	} {
 		u, err := url.Parse(tc.in)
 		if err != nil {
@@ -147,6 +151,23 @@ func TestRedactURL(t *testing.T) {
 		if got := telemetry.RedactURL(u); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestRedactError(t *testing.T) {
+	ue := &url.Error{Op: "Get", URL: "https://u:p@h/x?token=t0k&a=1", Err: errors.New("refused")}
+	wrapped := fmt.Errorf("attempt 2: %w", ue)
+	want := `attempt 2: Get "https://REDACTED:REDACTED@h/x?token=REDACTED&a=1": refused`
+	if got := telemetry.RedactError(wrapped); got != want {
+		t.Errorf("RedactError = %q, want %q", got, want)
+	}
+	for _, a := range (telemetry.Event{Err: wrapped}).Attributes() {
+		if strings.Contains(a.Value.String(), "t0k") {
+			t.Errorf("event attribute %s = %q leaks the token", a.Key, a.Value.String())
+		}
+	}
+	if got := telemetry.RedactError(errors.New("plain")); got != "plain" {
+		t.Errorf("RedactError(plain) = %q", got)
 	}
 }
 
@@ -189,11 +210,12 @@ func isSig(k string) bool {
 	if d, err := url.QueryUnescape(k); err == nil {
 		k = d
 	}
-	switch strings.ToLower(k) {
-	case "sig", "signature", "x-goog-signature", "awsaccesskeyid", "x-amz-signature", "x-amz-credential", "x-amz-security-token":
+	k = strings.ToLower(k)
+	switch k {
+	case "sig", "signature", "awsaccesskeyid", "access_token", "token", "api_key", "apikey", "key", "client_secret", "password":
 		return true
 	}
-	return false
+	return strings.HasPrefix(k, "x-amz-") || strings.HasPrefix(k, "x-goog-")
 }
 
 func FuzzRedactURL(f *testing.F) {
