@@ -169,7 +169,7 @@ func (f cancelFunc) Release() { f() }
 
 func (t *hedgeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.Budget.onCall()
-	if !httpx.Replayable(req) {
+	if !hedgeable(req) {
 		return t.next.RoundTrip(req)
 	}
 	c := &hedgeCall{t: t, req: req, winner: -1, pending: 1}
@@ -219,7 +219,9 @@ func (c *hedgeCall) result() (*http.Response, error) {
 // winner cancels every other attempt; once nothing is in flight or a
 // winner is found, no more hedges are sent.
 func (c *hedgeCall) finish(i int, resp *http.Response, err error) (won bool) {
-	ok := acceptable(resp, err)
+	// A copy answered 409 under the call's key is a server saying the first
+	// copy is still in flight (Stripe's idempotency_error): never an answer.
+	ok := acceptable(resp, err) && (i == 0 || resp.StatusCode != http.StatusConflict)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pending--
@@ -305,6 +307,14 @@ func (c *hedgeCall) stop() {
 	c.mu.Lock()
 	c.stopLocked()
 	c.mu.Unlock()
+}
+
+// hedgeable reports whether req may be sent in copies: an idempotent method,
+// or a key the servers are known to deduplicate by, and a body that can be
+// rewound. A key the pipeline made for servers that may ignore it is not
+// enough: the copies could be two writes.
+func hedgeable(req *http.Request) bool {
+	return httpx.Rewindable(req) && (httpx.Idempotent(req.Method) || httpx.KeyOf(req) == httpx.TrustedKey)
 }
 
 // acceptable reports whether an outcome ends the call: a response that is

@@ -22,8 +22,23 @@ type IdempotencyPolicy struct {
 	// Header is the header that carries the key. Zero means
 	// "Idempotency-Key". Whatever it is, a request that already carries
 	// Idempotency-Key or X-Idempotency-Key is left alone too, since those are
-	// what net/http and the Retry stage treat as a key.
+	// what net/http treats as a key. Retry and Hedge below treat a key in
+	// Header as a key too. Hop-by-hop and framing headers (Connection,
+	// Keep-Alive, Proxy-Connection, Te, Trailer, Transfer-Encoding,
+	// Upgrade, Host, Content-Length) are refused: net/http drops or
+	// rewrites them, and HTTP/2 rejects the request.
 	Header string
+
+	// ServerDeduplicates says the servers this pipeline calls deduplicate
+	// requests by the key (Stripe does; GitHub, Kubernetes, Elasticsearch
+	// and OpenAI ignore it). Only then may a POST or PATCH with a key the
+	// stage made be sent again after a failure that left it unknown
+	// whether the server acted (a timeout or a connection lost after the
+	// request was written, a 500, 502, 504 or 408), or be hedged. False,
+	// the default, never risks a duplicate write: such a call is re-sent
+	// only when nothing reached the server or the server declined it (429,
+	// 503). A key the caller set is always trusted.
+	ServerDeduplicates bool
 
 	// Methods are the methods that get a key, matched exactly (HTTP methods
 	// are case-sensitive). Nil or empty means POST and PATCH: GET, HEAD,
@@ -83,23 +98,30 @@ type idempotencyTransport struct {
 	methods []string // never empty
 	newKey  func() string
 	quoted  bool
+	made    httpx.Key // what a key the stage makes proves
 }
 
 var _ http.RoundTripper = (*idempotencyTransport)(nil)
 
 func newIdempotency(p IdempotencyPolicy) *idempotencyTransport {
-	t := &idempotencyTransport{header: DefaultIdempotencyHeader, newKey: p.NewKey, quoted: p.Quoted}
+	t := &idempotencyTransport{header: DefaultIdempotencyHeader, newKey: p.NewKey, quoted: p.Quoted, made: httpx.PipelineKey}
+	if p.ServerDeduplicates {
+		t.made = httpx.TrustedKey
+	}
 	if p.Header != "" {
-		if !isHeaderToken(p.Header) {
+		if !httpx.Token(p.Header) {
 			panic("resilient: IdempotencyPolicy.Header " + strconv.Quote(p.Header) + " is not a valid header name")
 		}
 		t.header = http.CanonicalHeaderKey(p.Header)
+		if httpx.HopByHop(t.header) {
+			panic("resilient: IdempotencyPolicy.Header " + strconv.Quote(p.Header) + " cannot carry a key: net/http drops or rewrites it, and HTTP/2 refuses it")
+		}
 	}
 	if len(p.Methods) == 0 {
 		t.methods = []string{http.MethodPost, http.MethodPatch}
 	} else {
 		for _, m := range p.Methods {
-			if !isHeaderToken(m) {
+			if !httpx.Token(m) {
 				panic("resilient: IdempotencyPolicy.Methods has " + strconv.Quote(m) + ", which is not a valid method")
 			}
 		}
@@ -109,7 +131,15 @@ func newIdempotency(p IdempotencyPolicy) *idempotencyTransport {
 }
 
 func (t *idempotencyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !t.applies(req.Method) || hasIdempotencyKey(req.Header, t.header) {
+	if !t.applies(req.Method) {
+		return t.next.RoundTrip(req)
+	}
+	if hasIdempotencyKey(req.Header, t.header) {
+		if httpx.KeyOf(req) != httpx.TrustedKey {
+			// The caller's key is in our custom Header: tell Retry and
+			// Hedge, which know only the standard names by themselves.
+			req = req.WithContext(httpx.WithKey(req.Context(), t.header, httpx.TrustedKey))
+		}
 		return t.next.RoundTrip(req)
 	}
 	key, err := t.key()
@@ -117,7 +147,7 @@ func (t *idempotencyTransport) RoundTrip(req *http.Request) (*http.Response, err
 		httpx.CloseRequestBody(req)
 		return nil, err
 	}
-	r := req.Clone(req.Context())
+	r := req.Clone(httpx.WithKey(req.Context(), t.header, t.made))
 	if r.Header == nil {
 		r.Header = make(http.Header, 1)
 	}
@@ -251,20 +281,3 @@ func formatIdempotencyKey(key string, quoted bool) (string, error) {
 	return b.String(), nil
 }
 
-// isHeaderToken reports whether s is an RFC 9110 token, the grammar of header
-// names and methods.
-func isHeaderToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

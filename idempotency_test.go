@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/resilient-go/resilient"
+	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/resilienttest"
 )
 
@@ -127,11 +128,14 @@ func TestIdempotencyKeyKeepsCallersKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := base.last(t)
-			if got != req {
-				t.Fatal("a request with a key was copied; it should pass through untouched")
+			if got.URL != req.URL || got.Body != req.Body {
+				t.Fatal("a request with a key was cloned; it should pass through, its context marked at most")
 			}
-			if len(got.Header) != 1 {
+			if len(got.Header) != 1 || len(req.Header) != 1 {
 				t.Errorf("headers = %v, want only the caller's", got.Header)
+			}
+			if httpx.KeyOf(got) != httpx.TrustedKey {
+				t.Error("Retry and Hedge below would not take the caller's key for a key")
 			}
 		})
 	}

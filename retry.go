@@ -180,74 +180,100 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := t.p.clock.Now() // for the budget and the total deadline alike
 	t.p.Budget.onCallAt(start)
 	req = httpx.GuardBody(req)
-	resp, err := httpx.Settle(t.next.RoundTrip(req))
-	if err != nil {
-		if mistake, ok := asRequestError(req, err); ok {
-			return nil, mistake
-		}
-	}
-	if !t.retryable(req, resp, err) {
-		return resp, err
+	o := t.send(req, req)
+	if !o.again {
+		return o.resp, o.err
 	}
 	if t.total > 0 {
-		return t.retryWithin(req, clock.Add(start, t.total), resp, err)
+		return t.retryWithin(req, clock.Add(start, t.total), o)
 	}
-	return t.retry(req, resp, err)
+	return t.retry(req, o)
 }
 
 // retryWithin is retry under the total deadline end, which from here on
 // bounds the waits, the later attempts and the last body read, as a
 // Timeout stage above would have.
-func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, resp *http.Response, err error) (*http.Response, error) {
+func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, o outcome) (*http.Response, error) {
 	if pd, ok := deadline.DeadlineOf(req.Context()); ok && end >= pd {
-		return t.retry(req, resp, err) // the caller's deadline is sooner
+		return t.retry(req, o) // the caller's deadline is sooner
 	}
 	return bounded.Run(req, end, t.total, t.p.clock, timedOut, func(r *http.Request) (*http.Response, error) {
-		return t.retry(r, resp, err)
+		return t.retry(r, o)
 	})
 }
 
-// retryable reports whether an outcome may be retried at all.
-func (t *retryTransport) retryable(req *http.Request, resp *http.Response, err error) bool {
-	if err != nil && permanent(err) {
-		return false
-	}
-	return t.p.ShouldRetry(req, resp, err) && req.Context().Err() == nil
+// outcome is one attempt's result and what may follow it.
+type outcome struct {
+	resp  *http.Response
+	err   error
+	class httpx.Class // of a failure worth another attempt
+	again bool        // worth another attempt, and safe to send again
 }
 
-// retry runs the attempts after the first, which failed with resp or err.
-func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
-	if !httpx.Replayable(req) {
-		return resp, err
+// send sends attempt (req itself or a rewound copy) and judges the
+// outcome. Where the class of a failure decides whether a POST may go
+// again, the attempt records whether it was written.
+func (t *retryTransport) send(req, attempt *http.Request) outcome {
+	var w *httpx.Written
+	if httpx.NeedsClass(req) {
+		w = new(httpx.Written)
+		attempt = httpx.WatchWrite(attempt, w)
 	}
+	resp, err := httpx.Settle(t.next.RoundTrip(attempt))
+	if err != nil {
+		if mistake, ok := asRequestError(attempt, err); ok {
+			return outcome{err: mistake}
+		}
+	}
+	o := outcome{resp: resp, err: err}
+	if req.Context().Err() != nil || (err != nil && permanent(err)) {
+		return o
+	}
+	hint, hinted := httpx.ShouldRetryHint(resp)
+	switch {
+	case hinted && !hint:
+		return o
+	case hinted:
+		o.class = httpx.Declined // the server says another try is safe
+	case !t.p.ShouldRetry(attempt, resp, err):
+		return o
+	default:
+		o.class = httpx.ClassOf(resp, err, w == nil || w.Wrote())
+	}
+	o.again = httpx.MayResend(req, o.class)
+	return o
+}
+
+// retry runs the attempts after the first, whose outcome is o.
+func (t *retryTransport) retry(req *http.Request, o outcome) (*http.Response, error) {
 	ctx := req.Context()
 	var bo backoff.BackOff
+	// inFlight is an attempt that failed after it was written: the server
+	// may still be running it, and answer a copy with the same key 409.
+	var inFlight error
 	for n := 1; n < t.maxAttempts; n++ {
-		delay, fromHeader, ok := t.delay(&bo, resp)
+		delay, fromHeader, ok := t.delay(&bo, o.resp)
 		if !ok {
-			return resp, err
+			return o.final(inFlight)
 		}
 		if dl, has := deadline.DeadlineOf(ctx); has && clock.Add(t.p.clock.Now(), delay) >= dl {
-			return resp, err
+			return o.final(inFlight)
 		}
-		ev := telemetry.Event{Attempt: n, Delay: delay, Err: err}
-		if resp != nil {
-			ev.Status = resp.StatusCode
+		ev := telemetry.Event{Attempt: n, Delay: delay, Err: o.err}
+		if o.resp != nil {
+			ev.Status = o.resp.StatusCode
 		}
 		if !t.p.Budget.tryRetry() {
 			ev.Kind = telemetry.BudgetExhausted
 			telemetry.Emit(ctx, t.p.sink, ev)
-			return resp, err
+			return o.final(inFlight)
 		}
 		next, rerr := httpx.Rewind(req)
-		if rerr == nil {
-			next = httpx.GuardBody(next)
-		}
 		if rerr != nil {
 			// Better the outcome we have than an error of our own.
-			return resp, err
+			return o.final(inFlight)
 		}
-		next = next.WithContext(telemetry.WithAttempt(ctx, n+1))
+		next = httpx.GuardBody(next).WithContext(telemetry.WithAttempt(ctx, n+1))
 		if fromHeader {
 			ev.Kind = telemetry.RetryAfter
 			telemetry.Emit(ctx, t.p.sink, ev)
@@ -255,35 +281,45 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 		ev.Kind = telemetry.Retry
 		telemetry.Emit(ctx, t.p.sink, ev)
 		if t.p.OnRetry != nil {
-			t.p.OnRetry(req, n, delay, resp, err)
+			t.p.OnRetry(req, n, delay, o.resp, o.err)
 		}
-		httpx.Discard(resp)
+		httpx.Discard(o.resp)
 		if werr := t.wait(ctx, delay); werr != nil {
 			httpx.CloseRequestBody(next)
-			return nil, fmt.Errorf("resilient: retry wait after attempt %d (%w) ended: %w", n, causeOf(resp, err), werr)
+			return nil, fmt.Errorf("resilient: retry wait after attempt %d (%w) ended: %w", n, causeOf(o.resp, o.err), werr)
 		}
-		resp, err = httpx.Settle(t.next.RoundTrip(next))
-		if err != nil {
-			if mistake, ok := asRequestError(next, err); ok {
-				return nil, mistake
-			}
+		if o.err != nil && o.class == httpx.Ambiguous {
+			inFlight = o.err
 		}
-		if !t.retryable(next, resp, err) {
-			return resp, err
+		o = t.send(req, next)
+		if inFlight != nil && o.resp != nil && o.resp.StatusCode == http.StatusConflict && httpx.KeyOf(req) != httpx.NoKey {
+			// The first copy is still running under this key: not an
+			// answer. Ask again after a backoff.
+			o.again, o.class = true, httpx.Declined
+		}
+		if !o.again {
+			return o.final(inFlight)
 		}
 	}
-	return resp, err
+	return o.final(inFlight)
+}
+
+// final is what the caller gets when the attempts end on o. A 409 that
+// only says an earlier copy is still in flight is replaced by that copy's
+// failure, the outcome that caused the retry.
+func (o outcome) final(inFlight error) (*http.Response, error) {
+	if inFlight != nil && o.resp != nil && o.resp.StatusCode == http.StatusConflict {
+		httpx.Discard(o.resp)
+		return nil, inFlight
+	}
+	return o.resp, o.err
 }
 
 // delay returns the wait before the next attempt, whether a Retry-After
 // header set it, and false if the retries should stop.
 func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response) (d time.Duration, fromHeader, ok bool) {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if v := resp.Header.Get("Retry-After"); v != "" {
-			if d, ok := parseRetryAfter(v, t.p.clock.Wall()); ok {
-				return d, true, d <= t.p.MaxRetryAfter
-			}
-		}
+	if d, ok := retryAfter(resp, t.p.clock.Wall()); ok {
+		return d, true, d <= t.p.MaxRetryAfter
 	}
 	if *bo == nil {
 		if t.p.BackOff != nil {

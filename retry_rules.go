@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -37,6 +39,20 @@ func permanent(err error) bool {
 		cerr x509.CertificateInvalidError
 	)
 	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr)
+}
+
+// retryAfter is the wait a 429 or 503 asks for: Retry-After-Ms
+// (milliseconds, as OpenAI sends it) or Retry-After.
+func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
+	}
+	if v := resp.Header.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && !math.IsInf(ms, 0) {
+			return time.Duration(min(ms, 1e12) * float64(time.Millisecond)), true // 1e12 ms: 31 years, no overflow
+		}
+	}
+	return parseRetryAfter(resp.Header.Get("Retry-After"), now)
 }
 
 // parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP-date

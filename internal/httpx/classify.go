@@ -52,11 +52,11 @@ func Invalid(req *http.Request) string {
 	if req.URL.Host == "" && req.Host == "" {
 		return "no host in URL"
 	}
-	if req.Method != "" && !token(req.Method) {
+	if req.Method != "" && !Token(req.Method) {
 		return "invalid method " + strconv.Quote(req.Method)
 	}
 	for name, values := range req.Header {
-		if !token(name) {
+		if !Token(name) {
 			return "invalid header name " + strconv.Quote(name)
 		}
 		for _, v := range values {
@@ -74,8 +74,19 @@ func Invalid(req *http.Request) string {
 	return ""
 }
 
-// token reports whether s is an RFC 9110 token (method, header name).
-func token(s string) bool {
+// HopByHop reports the header names (canonical form) that net/http drops,
+// rewrites or frames itself, and HTTP/2 forbids: no place for a key.
+func HopByHop(name string) bool {
+	switch name {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Host", "Content-Length":
+		return true
+	}
+	return false
+}
+
+// Token reports whether s is an RFC 9110 token (method, header name).
+func Token(s string) bool {
 	if s == "" {
 		return false
 	}
