@@ -90,22 +90,28 @@ type idempotencyTransport struct {
 
 var _ http.RoundTripper = (*idempotencyTransport)(nil)
 
+// check returns a *fieldError for the first field out of range.
+func (p IdempotencyPolicy) check() error {
+	if p.Header != "" && !isHeaderToken(p.Header) {
+		return &fieldError{"IdempotencyPolicy.Header", strconv.Quote(p.Header) + " is not a valid header name"}
+	}
+	for _, m := range p.Methods {
+		if !isHeaderToken(m) {
+			return &fieldError{"IdempotencyPolicy.Methods", "has " + strconv.Quote(m) + ", which is not a valid method"}
+		}
+	}
+	return nil
+}
+
 func newIdempotency(p IdempotencyPolicy) *idempotencyTransport {
+	mustValid(p.check())
 	t := &idempotencyTransport{header: DefaultIdempotencyHeader, newKey: p.NewKey, quoted: p.Quoted}
 	if p.Header != "" {
-		if !isHeaderToken(p.Header) {
-			panic("resilient: IdempotencyPolicy.Header " + strconv.Quote(p.Header) + " is not a valid header name")
-		}
 		t.header = http.CanonicalHeaderKey(p.Header)
 	}
 	if len(p.Methods) == 0 {
 		t.methods = []string{http.MethodPost, http.MethodPatch}
 	} else {
-		for _, m := range p.Methods {
-			if !isHeaderToken(m) {
-				panic("resilient: IdempotencyPolicy.Methods has " + strconv.Quote(m) + ", which is not a valid method")
-			}
-		}
 		t.methods = append([]string(nil), p.Methods...)
 	}
 	return t
