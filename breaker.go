@@ -169,16 +169,26 @@ func CircuitBreaker(p BreakerPolicy) Middleware {
 	}
 }
 
-func (p BreakerPolicy) withDefaults() BreakerPolicy {
-	mustNotNegative("BreakerPolicy.ConsecutiveFailures", int64(p.ConsecutiveFailures))
-	mustNotNegative("BreakerPolicy.MinRequests", int64(p.MinRequests))
-	mustNotNegative("BreakerPolicy.Window", int64(p.Window))
-	mustNotNegative("BreakerPolicy.OpenTimeout", int64(p.OpenTimeout))
-	mustNotNegative("BreakerPolicy.HalfOpenRequests", int64(p.HalfOpenRequests))
-	mustNotNegative("BreakerPolicy.MaxKeys", int64(p.MaxKeys))
-	if p.FailureRatio < 0 || p.FailureRatio > 1 || math.IsNaN(p.FailureRatio) {
-		panic("resilient: BreakerPolicy.FailureRatio must be in [0, 1], got " + strconv.FormatFloat(p.FailureRatio, 'g', -1, 64))
+// check returns a *fieldError for the first field out of range.
+func (p BreakerPolicy) check() error {
+	if err := firstError(
+		notNegative("BreakerPolicy.ConsecutiveFailures", p.ConsecutiveFailures),
+		notNegative("BreakerPolicy.MinRequests", p.MinRequests),
+		notNegative("BreakerPolicy.Window", p.Window),
+		notNegative("BreakerPolicy.OpenTimeout", p.OpenTimeout),
+		notNegative("BreakerPolicy.HalfOpenRequests", p.HalfOpenRequests),
+		notNegative("BreakerPolicy.MaxKeys", p.MaxKeys),
+	); err != nil {
+		return err
 	}
+	if p.FailureRatio < 0 || p.FailureRatio > 1 || math.IsNaN(p.FailureRatio) {
+		return &fieldError{"BreakerPolicy.FailureRatio", "must be in [0, 1], got " + strconv.FormatFloat(p.FailureRatio, 'g', -1, 64)}
+	}
+	return nil
+}
+
+func (p BreakerPolicy) withDefaults() BreakerPolicy {
+	mustValid(p.check())
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d

@@ -76,23 +76,24 @@ const (
 	budgetMaxReserve = 1 << 38
 )
 
-// validate panics on a field out of range, naming it.
-func (b *RetryBudget) validate() {
+// check returns a *fieldError for the first field out of range.
+func (b *RetryBudget) check() error {
 	if b == nil || b.Unlimited {
-		return
+		return nil
 	}
 	if math.IsNaN(b.Ratio) || b.Ratio < 0 || b.Ratio > 100 {
-		panic("resilient: RetryBudget.Ratio must be in [0, 100], got " + strconv.FormatFloat(b.Ratio, 'g', -1, 64))
+		return &fieldError{"RetryBudget.Ratio", "must be in [0, 100], got " + strconv.FormatFloat(b.Ratio, 'g', -1, 64)}
 	}
 	if b.Window < 0 {
-		panic("resilient: RetryBudget.Window must not be negative, got " + b.Window.String())
+		return &fieldError{"RetryBudget.Window", "must not be negative, got " + b.Window.String()}
 	}
 	if b.Window != 0 && b.Window < budgetSlices*time.Millisecond {
-		panic("resilient: RetryBudget.Window must be at least 10ms, got " + b.Window.String())
+		return &fieldError{"RetryBudget.Window", "must be at least 10ms, got " + b.Window.String()}
 	}
 	if b.MinPerSecond < 0 {
-		panic("resilient: RetryBudget.MinPerSecond must not be negative, got " + strconv.Itoa(b.MinPerSecond))
+		return &fieldError{"RetryBudget.MinPerSecond", "must not be negative, got " + strconv.Itoa(b.MinPerSecond)}
 	}
+	return nil
 }
 
 func (b *RetryBudget) window() time.Duration {

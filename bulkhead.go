@@ -120,11 +120,18 @@ func Bulkhead(p BulkheadPolicy) Middleware {
 	}
 }
 
+// check returns a *fieldError for the first field out of range.
+func (p BulkheadPolicy) check() error {
+	return firstError(
+		notNegative("BulkheadPolicy.MaxConcurrent", p.MaxConcurrent),
+		notNegative("BulkheadPolicy.MaxWait", p.MaxWait),
+		notNegative("BulkheadPolicy.MaxQueue", p.MaxQueue),
+		notNegative("BulkheadPolicy.MaxKeys", p.MaxKeys),
+	)
+}
+
 func (p BulkheadPolicy) withDefaults() BulkheadPolicy {
-	mustNotNegative("BulkheadPolicy.MaxConcurrent", int64(p.MaxConcurrent))
-	mustNotNegative("BulkheadPolicy.MaxWait", int64(p.MaxWait))
-	mustNotNegative("BulkheadPolicy.MaxQueue", int64(p.MaxQueue))
-	mustNotNegative("BulkheadPolicy.MaxKeys", int64(p.MaxKeys))
+	mustValid(p.check())
 	if p.MaxConcurrent == 0 {
 		p.MaxConcurrent = DefaultMaxConcurrent
 	}

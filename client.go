@@ -109,10 +109,13 @@ func WithAttemptTimeout(d time.Duration) Option {
 	return stageOption(StageAttemptTimeout, func(c *config) { c.attemptTimeout = d })
 }
 
-func mustPositive(name string, d time.Duration) {
+func mustPositive(name string, d time.Duration) { mustValid(positive(name, d)) }
+
+func positive(name string, d time.Duration) error {
 	if d <= 0 {
-		panic("resilient: " + name + " needs a positive duration, got " + d.String())
+		return &fieldError{name, "needs a positive duration, got " + d.String()}
 	}
+	return nil
 }
 
 // NewClient returns an *http.Client whose transport is the standard

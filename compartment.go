@@ -44,9 +44,3 @@ func (k compartmentKey) String() string {
 	}
 	return k.auth.String()
 }
-
-func mustNotNegative(field string, v int64) {
-	if v < 0 {
-		panic("resilient: " + field + " must not be negative")
-	}
-}

@@ -62,14 +62,17 @@ type afterFunc func(d time.Duration, f func()) stopper
 type stopper interface{ Stop() bool }
 
 // validate panics on a field out of range, naming it.
-func (p *HedgePolicy) validate() {
+func (p *HedgePolicy) validate() { mustValid(p.check()) }
+
+// check returns a *fieldError for the first field out of range.
+func (p *HedgePolicy) check() error {
 	if p.Delay < 0 {
-		panic("resilient: HedgePolicy.Delay must not be negative, got " + p.Delay.String())
+		return &fieldError{"HedgePolicy.Delay", "must not be negative, got " + p.Delay.String()}
 	}
 	if p.MaxHedges < 0 {
-		panic("resilient: HedgePolicy.MaxHedges must not be negative, got " + strconv.Itoa(p.MaxHedges))
+		return &fieldError{"HedgePolicy.MaxHedges", "must not be negative, got " + strconv.Itoa(p.MaxHedges)}
 	}
-	p.Budget.validate()
+	return p.Budget.check()
 }
 
 // Hedge cuts tail latency: if the first attempt has not answered within

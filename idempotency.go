@@ -103,28 +103,34 @@ type idempotencyTransport struct {
 
 var _ http.RoundTripper = (*idempotencyTransport)(nil)
 
+// check returns a *fieldError for the first field out of range.
+func (p IdempotencyPolicy) check() error {
+	if p.Header != "" && !httpx.Token(p.Header) {
+		return &fieldError{"IdempotencyPolicy.Header", strconv.Quote(p.Header) + " is not a valid header name"}
+	}
+	if p.Header != "" && httpx.HopByHop(http.CanonicalHeaderKey(p.Header)) {
+		return &fieldError{"IdempotencyPolicy.Header", strconv.Quote(p.Header) + " cannot carry a key: net/http drops or rewrites it, and HTTP/2 refuses it"}
+	}
+	for _, m := range p.Methods {
+		if !httpx.Token(m) {
+			return &fieldError{"IdempotencyPolicy.Methods", "has " + strconv.Quote(m) + ", which is not a valid method"}
+		}
+	}
+	return nil
+}
+
 func newIdempotency(p IdempotencyPolicy) *idempotencyTransport {
+	mustValid(p.check())
 	t := &idempotencyTransport{header: DefaultIdempotencyHeader, newKey: p.NewKey, quoted: p.Quoted, made: httpx.PipelineKey}
 	if p.ServerDeduplicates {
 		t.made = httpx.TrustedKey
 	}
 	if p.Header != "" {
-		if !httpx.Token(p.Header) {
-			panic("resilient: IdempotencyPolicy.Header " + strconv.Quote(p.Header) + " is not a valid header name")
-		}
 		t.header = http.CanonicalHeaderKey(p.Header)
-		if httpx.HopByHop(t.header) {
-			panic("resilient: IdempotencyPolicy.Header " + strconv.Quote(p.Header) + " cannot carry a key: net/http drops or rewrites it, and HTTP/2 refuses it")
-		}
 	}
 	if len(p.Methods) == 0 {
 		t.methods = []string{http.MethodPost, http.MethodPatch}
 	} else {
-		for _, m := range p.Methods {
-			if !httpx.Token(m) {
-				panic("resilient: IdempotencyPolicy.Methods has " + strconv.Quote(m) + ", which is not a valid method")
-			}
-		}
 		t.methods = append([]string(nil), p.Methods...)
 	}
 	return t
@@ -280,4 +286,3 @@ func formatIdempotencyKey(key string, quoted bool) (string, error) {
 	b.WriteByte('"')
 	return b.String(), nil
 }
-

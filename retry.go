@@ -74,23 +74,26 @@ type RetryPolicy struct {
 }
 
 // validate panics on a field out of range, naming it.
-func (p *RetryPolicy) validate() {
+func (p *RetryPolicy) validate() { mustValid(p.check()) }
+
+// check returns a *fieldError for the first field out of range.
+func (p *RetryPolicy) check() error {
 	if p.MaxAttempts < 0 {
-		panic("resilient: RetryPolicy.MaxAttempts must not be negative, got " + strconv.Itoa(p.MaxAttempts))
+		return &fieldError{"RetryPolicy.MaxAttempts", "must not be negative, got " + strconv.Itoa(p.MaxAttempts)}
 	}
 	for _, f := range [...]struct {
 		name string
 		d    time.Duration
 	}{{"InitialDelay", p.InitialDelay}, {"MaxDelay", p.MaxDelay}, {"MaxRetryAfter", p.MaxRetryAfter}} {
 		if f.d < 0 {
-			panic("resilient: RetryPolicy." + f.name + " must not be negative, got " + f.d.String())
+			return &fieldError{"RetryPolicy." + f.name, "must not be negative, got " + f.d.String()}
 		}
 	}
 	if p.BackOff == nil && p.initialDelay() > p.maxDelay() {
-		panic("resilient: RetryPolicy.InitialDelay (" + p.initialDelay().String() +
-			") is longer than MaxDelay (" + p.maxDelay().String() + ")")
+		return &fieldError{"RetryPolicy.InitialDelay", "(" + p.initialDelay().String() +
+			") is longer than MaxDelay (" + p.maxDelay().String() + ")"}
 	}
-	p.Budget.validate()
+	return p.Budget.check()
 }
 
 func (p *RetryPolicy) initialDelay() time.Duration {

@@ -15,12 +15,16 @@
 //	if srv.Count() != 3 { ... }
 //
 // A fault either answers the request and ends the script (Status, Respond,
-// FailFirst, FailFraction, ResetConn), or acts and passes it on: Latency
-// and Hang wait; Header and RetryAfter add headers; Drip, Stall, Truncate
-// and ResetMidBody shape how the final response's body is delivered. With no
-// answer, the response is 200 "OK". Selectors pick which requests a group
-// of faults applies to: OnRequests, After, Every, OnMethod, OnPath, and
-// Switch, which the test turns on and off between calls. Requests are
+// Handle, FailFirst, FailFraction, ResetConn), or acts and passes it on:
+// Latency and Hang wait; Header and RetryAfter add headers; Drip, Stall,
+// Truncate and ResetMidBody shape how the final response's body is
+// delivered. With no answer, the response is 200 "OK". A script with a
+// fault that can never run, after one that answers every request, is
+// refused with a panic that names both. Handle answers with a handler
+// func, for a fake whose answer depends on the request. Selectors pick
+// which requests a group of faults applies to: OnRequests, After, Every,
+// OnMethod, OnPath, and Switch, which the test turns on and off between
+// calls. Requests are
 // numbered from 1 in order of arrival. NewTLSServer serves HTTPS with a
 // certificate only the server's Client trusts.
 //
@@ -32,8 +36,9 @@
 // a connection reset is an error matching errors.Is(err,
 // syscall.ECONNRESET), a truncated body ends in io.ErrUnexpectedEOF.
 //
-// Besides the requests they received (Requests, Count), both report what a
-// client left running: InFlight and PeakInFlight count the requests being
+// Besides the requests they received (Requests, Count; ResetCounts starts
+// a new phase of a test, numbering requests from 1 again), both report
+// what a client left running: InFlight and PeakInFlight count the requests being
 // handled now and the most at once, for tests of a concurrency limit; a
 // HangFault's Abandoned counts the held requests whose client gave up, for
 // tests that a timeout or a hedge really let go; and the Transport's

@@ -6,33 +6,57 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // A Fault is one step of the script a Server or Transport runs for every
 // request. Faults run in the order given. A fault that answers the request
-// (Status, Respond, FailFirst, FailFraction, ResetConn) ends the script;
-// the others wait (Latency, Hang), add headers (Header, RetryAfter) or shape
-// how the final response's body is delivered (Drip, Stall, Truncate,
-// ResetMidBody), and pass the request on. When no fault answers, the
-// response is 200 with the body "OK".
+// (Status, Respond, Handle, FailFirst, FailFraction, ResetConn) ends the
+// script; the others wait (Latency, Hang), add headers (Header,
+// RetryAfter) or shape how the final response's body is delivered (Drip,
+// Stall, Truncate, ResetMidBody), and pass the request on. When no fault
+// answers, the response is 200 with the body "OK".
+//
+// So a fault after one that answers every request (Status, Respond,
+// Handle, ResetConn, FailFraction with p = 1, or a selector that picks
+// every request and holds one of those) could never run: NewServer,
+// NewTransport, the selectors and Switch refuse such a script with a panic
+// naming both faults. Put headers and body shapes first:
+// RetryAfter(time.Second), Status(503) — not Status(503),
+// RetryAfter(time.Second). After a fault that answers only some requests
+// (FailFirst, OnPath(...)), a later fault runs for the others only.
 //
 // Faults are safe for concurrent use and may be shared between servers.
 type Fault interface {
 	// apply runs the fault for one request and reports whether the script
 	// ends here (the request was answered or abandoned).
 	apply(c *call) bool
+	// describe names the fault for messages, and reports whether it
+	// answers every request it sees, so that no fault after it can run.
+	describe() (name string, always bool)
 }
 
-type faultFunc func(c *call) bool
+// fault is a Fault made of a function.
+type fault struct {
+	name   string
+	always bool
+	fn     func(c *call) bool
+}
 
-func (f faultFunc) apply(c *call) bool { return f(c) }
+func (f *fault) apply(c *call) bool                   { return f.fn(c) }
+func (f *fault) describe() (name string, always bool) { return f.name, f.always }
+
+// passes returns a fault that never answers: it acts on c and passes on.
+func passes(name string, act func(c *call)) Fault {
+	return &fault{name: name, fn: func(c *call) bool { act(c); return false }}
+}
 
 // Status answers with code and its status text as the body.
 func Status(code int) Fault {
 	checkStatus("Status", code)
-	return Respond(code, http.StatusText(code))
+	f := Respond(code, http.StatusText(code)).(*fault)
+	f.name = fmt.Sprintf("Status(%d)", code)
+	return f
 }
 
 // Respond answers with code and body. Put it last in a script to change the
@@ -40,10 +64,18 @@ func Status(code int) Fault {
 func Respond(code int, body string) Fault {
 	checkStatus("Respond", code)
 	b := []byte(body)
-	return faultFunc(func(c *call) bool {
+	return &fault{name: fmt.Sprintf("Respond(%d, %q)", code, short(body)), always: true, fn: func(c *call) bool {
 		c.status, c.body = code, b
 		return true
-	})
+	}}
+}
+
+// short cuts s for a fault's name.
+func short(s string) string {
+	if len(s) > 20 {
+		return s[:17] + "..."
+	}
+	return s
 }
 
 // FailFirst answers the first n requests with status; the later ones pass
@@ -53,10 +85,13 @@ func FailFirst(n, status int) Fault {
 		panic(fmt.Sprintf("resilienttest: FailFirst: n = %d, want n >= 0", n))
 	}
 	checkStatus("FailFirst", status)
+	name := fmt.Sprintf("FailFirst(%d, %d)", n, status)
 	if n == 0 {
-		return faultFunc(func(*call) bool { return false })
+		return passes(name, func(*call) {})
 	}
-	return OnRequests(1, n, Status(status))
+	f := OnRequests(1, n, Status(status)).(*fault)
+	f.name = name
+	return f
 }
 
 // FailFraction answers about a fraction p of the requests with status. The
@@ -68,12 +103,13 @@ func FailFraction(p float64, status int, seed uint64) Fault {
 	}
 	checkStatus("FailFraction", status)
 	answer := Status(status)
-	return faultFunc(func(c *call) bool {
+	// unitFloat is below 1, so p = 1 answers every request.
+	return &fault{name: fmt.Sprintf("FailFraction(%v, %d, %d)", p, status, seed), always: p == 1, fn: func(c *call) bool {
 		if unitFloat(seed, c.n) < p {
 			return answer.apply(c)
 		}
 		return false
-	})
+	}}
 }
 
 // unitFloat maps (seed, n) to [0, 1) with the splitmix64 mixer, applied to
@@ -97,16 +133,15 @@ func Latency(d time.Duration) Fault {
 	if d < 0 {
 		panic(fmt.Sprintf("resilienttest: Latency: d = %v, want d >= 0", d))
 	}
-	return faultFunc(func(c *call) bool {
+	return &fault{name: fmt.Sprintf("Latency(%v)", d), fn: func(c *call) bool {
 		return !c.sleep(d)
-	})
+	}}
 }
 
 // Header sets a response header on whatever response the request gets.
 func Header(key, value string) Fault {
-	return faultFunc(func(c *call) bool {
+	return passes(fmt.Sprintf("Header(%q, %q)", key, short(value)), func(c *call) {
 		c.header.Set(key, value)
-		return false
 	})
 }
 
@@ -117,7 +152,9 @@ func RetryAfter(d time.Duration) Fault {
 		panic(fmt.Sprintf("resilienttest: RetryAfter: d = %v, want d >= 0", d))
 	}
 	secs := int64((d + time.Second - 1) / time.Second)
-	return Header("Retry-After", strconv.FormatInt(secs, 10))
+	f := Header("Retry-After", strconv.FormatInt(secs, 10)).(*fault)
+	f.name = fmt.Sprintf("RetryAfter(%v)", d)
+	return f
 }
 
 // RetryAfterDate sets "Retry-After" to t as an HTTP date (RFC 9110), which
@@ -135,10 +172,10 @@ func RetryAfterDate(t time.Time) Fault {
 // http.Transport silently resends an idempotent request that fails this way
 // on a reused keep-alive connection, so the server may count it twice.
 func ResetConn() Fault {
-	return faultFunc(func(c *call) bool {
+	return &fault{name: "ResetConn()", always: true, fn: func(c *call) bool {
 		c.reset = true
 		return true
-	})
+	}}
 }
 
 // ResetMidBody sends the response's header and its first n body bytes,
@@ -171,9 +208,8 @@ func cutBody(fn string, n int, rst, stall bool) Fault {
 	if n < 0 {
 		panic(fmt.Sprintf("resilienttest: %s: n = %d, want n >= 0", fn, n))
 	}
-	return faultFunc(func(c *call) bool {
+	return passes(fmt.Sprintf("%s(%d)", fn, n), func(c *call) {
 		c.cut, c.rst, c.stall = n, rst, stall
-		return false
 	})
 }
 
@@ -186,9 +222,8 @@ func Drip(n int, every time.Duration) Fault {
 	if every < 0 {
 		panic(fmt.Sprintf("resilienttest: Drip: every = %v, want every >= 0", every))
 	}
-	return faultFunc(func(c *call) bool {
+	return passes(fmt.Sprintf("Drip(%d, %v)", n, every), func(c *call) {
 		c.dripN, c.dripEvery = n, every
-		return false
 	})
 }
 
@@ -275,6 +310,8 @@ func (h *HangFault) count(waiting, abandoned int) {
 	h.mu.Unlock()
 }
 
+func (h *HangFault) describe() (string, bool) { return "Hang()", false }
+
 func (h *HangFault) apply(c *call) bool {
 	select {
 	case <-h.released:
@@ -292,87 +329,6 @@ func (h *HangFault) apply(c *call) bool {
 	}
 	h.count(-1, gone)
 	return true
-}
-
-// OnRequests applies faults only to requests numbered from to to,
-// inclusive; requests are numbered from 1 in order of arrival.
-func OnRequests(from, to int, faults ...Fault) Fault {
-	if from < 1 || to < from {
-		panic(fmt.Sprintf("resilienttest: OnRequests: from = %d, to = %d, want 1 <= from <= to", from, to))
-	}
-	return when(func(c *call) bool { return c.n >= from && c.n <= to }, faults)
-}
-
-// After applies faults to every request after the nth: "the dependency
-// goes down after n calls".
-func After(n int, faults ...Fault) Fault {
-	if n < 0 {
-		panic(fmt.Sprintf("resilienttest: After: n = %d, want n >= 0", n))
-	}
-	return when(func(c *call) bool { return c.n > n }, faults)
-}
-
-// Every applies faults to requests n, 2n, 3n, ...
-func Every(n int, faults ...Fault) Fault {
-	if n < 1 {
-		panic(fmt.Sprintf("resilienttest: Every: n = %d, want n >= 1", n))
-	}
-	return when(func(c *call) bool { return c.n%n == 0 }, faults)
-}
-
-// OnMethod applies faults only to requests with the given method.
-func OnMethod(method string, faults ...Fault) Fault {
-	return when(func(c *call) bool { return c.req.Method == method }, faults)
-}
-
-// OnPath applies faults only to requests for the given URL path.
-func OnPath(path string, faults ...Fault) Fault {
-	return when(func(c *call) bool { return c.req.URL.Path == path }, faults)
-}
-
-// SwitchFault applies its faults only while it is on, so a test can take a
-// dependency down and bring it back between calls ("down now", "up
-// again"). Create it with Switch. It is safe for concurrent use.
-type SwitchFault struct {
-	on     atomic.Bool
-	faults []Fault
-}
-
-// Switch returns a fault, off at first, that applies faults while it is on.
-func Switch(faults ...Fault) *SwitchFault {
-	return &SwitchFault{faults: append([]Fault(nil), faults...)}
-}
-
-// On applies the faults to the requests that arrive from now on.
-func (s *SwitchFault) On() { s.on.Store(true) }
-
-// Off lets the requests that arrive from now on pass the faults by.
-func (s *SwitchFault) Off() { s.on.Store(false) }
-
-func (s *SwitchFault) apply(c *call) bool {
-	if !s.on.Load() {
-		return false
-	}
-	return runScript(c, s.faults)
-}
-
-func when(match func(*call) bool, faults []Fault) Fault {
-	faults = append([]Fault(nil), faults...)
-	return faultFunc(func(c *call) bool {
-		if !match(c) {
-			return false
-		}
-		return runScript(c, faults)
-	})
-}
-
-func runScript(c *call, faults []Fault) bool {
-	for _, f := range faults {
-		if f != nil && f.apply(c) {
-			return true
-		}
-	}
-	return false
 }
 
 func checkStatus(fn string, code int) {

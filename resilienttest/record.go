@@ -79,7 +79,7 @@ func (rec *recorder) start(r *http.Request, closeBody bool, done, closing <-chan
 	rec.peak = max(rec.peak, rec.inFlight)
 	rec.mu.Unlock()
 
-	return &call{n: rq.N, req: r, done: done, closing: closing, header: http.Header{}, cut: -1}
+	return &call{n: rq.N, req: r, reqBody: body, done: done, closing: closing, header: http.Header{}, cut: -1}
 }
 
 // end marks a request started by start as no longer in flight; call it
@@ -87,6 +87,14 @@ func (rec *recorder) start(r *http.Request, closeBody bool, done, closing <-chan
 func (rec *recorder) end() {
 	rec.mu.Lock()
 	rec.inFlight--
+	rec.mu.Unlock()
+}
+
+// reset forgets the requests received and numbers the next one 1. The
+// requests in flight stay counted in flight until they end.
+func (rec *recorder) reset() {
+	rec.mu.Lock()
+	rec.n, rec.reqs, rec.peak = 0, nil, rec.inFlight
 	rec.mu.Unlock()
 }
 
@@ -119,6 +127,7 @@ func (rec *recorder) count() int {
 type call struct {
 	n       int
 	req     *http.Request
+	reqBody []byte          // as recorded
 	done    <-chan struct{} // the client went away
 	closing <-chan struct{} // the server is closing; nil for a Transport
 

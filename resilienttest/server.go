@@ -32,10 +32,11 @@ type Server struct {
 }
 
 // NewServer starts a Server running faults in order and closes it when the
-// test ends. With no faults every request gets 200 "OK".
+// test ends. With no faults every request gets 200 "OK". It panics if a
+// fault can never run (see Fault).
 func NewServer(t testing.TB, faults ...Fault) *Server {
 	t.Helper()
-	s := StartServer(faults...)
+	s := start("NewServer", false, faults)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -45,21 +46,23 @@ func NewServer(t testing.TB, faults ...Fault) *Server {
 // handshake with a certificate error, which is how to test one.
 func NewTLSServer(t testing.TB, faults ...Fault) *Server {
 	t.Helper()
-	s := StartTLSServer(faults...)
+	s := start("NewTLSServer", true, faults)
 	t.Cleanup(s.Close)
 	return s
 }
 
 // StartServer is NewServer for code without a testing.TB, such as examples
 // and demo programs: the caller must call Close.
-func StartServer(faults ...Fault) *Server { return start(false, faults) }
+func StartServer(faults ...Fault) *Server { return start("StartServer", false, faults) }
 
 // StartTLSServer is NewTLSServer for code without a testing.TB: the caller
 // must call Close.
-func StartTLSServer(faults ...Fault) *Server { return start(true, faults) }
+func StartTLSServer(faults ...Fault) *Server { return start("StartTLSServer", true, faults) }
 
-func start(tls bool, faults []Fault) *Server {
-	s := &Server{faults: append([]Fault(nil), faults...), closing: make(chan struct{})}
+func start(fn string, tls bool, faults []Fault) *Server {
+	faults = append([]Fault(nil), faults...)
+	checkScript(fn, faults)
+	s := &Server{faults: faults, closing: make(chan struct{})}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
@@ -108,8 +111,20 @@ func (s *Server) InFlight() int { return s.rec.inFlightNow() }
 // as InFlight counts them: what a test of a concurrency limit checks.
 func (s *Server) PeakInFlight() int { return s.rec.peakInFlight() }
 
-// Conns reports how many TCP connections the server has accepted.
+// Conns reports how many TCP connections the server has accepted (since
+// ResetCounts).
 func (s *Server) Conns() int { return int(s.conns.Load()) }
+
+// ResetCounts starts a new phase of a test: the server forgets the
+// requests it received, numbers the next one 1 (so FailFirst, OnRequests,
+// After, Every and FailFraction apply again as to a fresh server), and
+// counts Conns and PeakInFlight from now. Requests in flight keep their
+// numbers and still count in InFlight; a Hang's counts and open
+// connections are untouched.
+func (s *Server) ResetCounts() {
+	s.rec.reset()
+	s.conns.Store(0)
+}
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)

@@ -34,10 +34,18 @@ type Transport struct {
 var _ http.RoundTripper = (*Transport)(nil)
 
 // NewTransport returns a Transport running faults in order. With no faults
-// every request gets 200 "OK".
+// every request gets 200 "OK". It panics if a fault can never run (see
+// Fault).
 func NewTransport(faults ...Fault) *Transport {
-	return &Transport{faults: append([]Fault(nil), faults...)}
+	faults = append([]Fault(nil), faults...)
+	checkScript("NewTransport", faults)
+	return &Transport{faults: faults}
 }
+
+// ResetCounts starts a new phase of a test, as Server.ResetCounts does:
+// the transport forgets the requests it received, numbers the next one 1
+// and counts PeakInFlight from now. InFlight and OpenBodies are untouched.
+func (t *Transport) ResetCounts() { t.rec.reset() }
 
 // Requests returns a copy of the requests received so far, in order of
 // arrival (at most MaxRecorded).

@@ -47,9 +47,16 @@ func Discard(resp *http.Response) {
 	}
 	// Closing the body ends a read that waits for bytes that do not come;
 	// net/http's response bodies allow Close during Read.
-	cut := time.AfterFunc(DrainTime, func() { _ = resp.Body.Close() })
+	cutDone := make(chan struct{})
+	cut := time.AfterFunc(DrainTime, func() {
+		_ = resp.Body.Close()
+		close(cutDone)
+	})
 	_, _ = io.CopyN(io.Discard, resp.Body, DrainLimit)
-	cut.Stop()
+	if !cut.Stop() {
+		<-cutDone // no goroutine of ours outlives the call
+		return
+	}
 	_ = resp.Body.Close()
 }
 
