@@ -236,7 +236,7 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 	ctx := req.Context()
 	var bo backoff.BackOff
 	for n := 1; n < t.maxAttempts; n++ {
-		delay, fromHeader, ok := t.delay(&bo, resp)
+		delay, fromHeader, ok := t.delay(&bo, resp, err)
 		if !ok {
 			return resp, err
 		}
@@ -281,8 +281,15 @@ func (t *retryTransport) retry(req *http.Request, resp *http.Response, err error
 }
 
 // delay returns the wait before the next attempt, whether a Retry-After
-// header set it, and false if the retries should stop.
-func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response) (d time.Duration, fromHeader, ok bool) {
+// header (or a rate limit's RetryAfter) set it, and false if the retries
+// should stop.
+func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response, err error) (d time.Duration, fromHeader, ok bool) {
+	// A refused call says when its turn comes, as a server's Retry-After
+	// does; a backoff would only be refused again.
+	var rl *RateLimitedError
+	if errors.As(err, &rl) && rl.RetryAfter > 0 {
+		return rl.RetryAfter, true, rl.RetryAfter <= t.p.MaxRetryAfter
+	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			if d, ok := parseRetryAfter(v, time.Now()); ok {
