@@ -24,7 +24,8 @@ type RateLimitPolicy struct {
 	Rate float64
 	// Burst is how many calls a key may send at once above the rate, after
 	// a quiet spell: at Rate 100 and Burst 10, a key sends 10 + 100·t calls
-	// in t seconds at most. Zero means 1. Ignored without a Rate.
+	// in t seconds at most. Zero means 1. Ignored without a Rate. A burst
+	// that would take the rate more than 73 years is cut to that.
 	Burst int
 	// MaxWait is how long a call over the rate, or during a cool-down, may
 	// wait for its turn; a call whose turn comes later, or after its own
@@ -124,8 +125,8 @@ func RateLimit(p RateLimitPolicy) Middleware {
 		t.maxCoolDown = orDefault(p.MaxCoolDown, DefaultMaxRetryAfter)
 		if p.Rate > 0 {
 			t.burst = max(p.Burst, 1)
-			t.interval = span(float64(time.Second)/p.Rate, 1)
-			t.tolerance = span(float64(t.interval)*float64(t.burst-1), 0)
+			t.interval = span(float64(time.Second)/p.Rate, 1, maxSpan)
+			t.tolerance = span(float64(t.interval)*float64(t.burst-1), 0, maxSpan-t.interval)
 		}
 		t.reg = registry.New(registry.Policy[compartmentKey, *limiter]{
 			Max:  p.MaxKeys,
@@ -151,10 +152,10 @@ func (p *RateLimitPolicy) validate() {
 // them cannot overflow, however small the Rate.
 const maxSpan = time.Duration(1 << 61)
 
-// span converts ns to a Duration in [lo, maxSpan].
-func span(ns float64, lo time.Duration) time.Duration {
-	if ns >= float64(maxSpan) {
-		return maxSpan
+// span converts ns to a Duration in [lo, hi].
+func span(ns float64, lo, hi time.Duration) time.Duration {
+	if ns >= float64(hi) {
+		return hi
 	}
 	return max(time.Duration(ns), lo)
 }
@@ -296,7 +297,7 @@ func (t *rateLimitTransport) reserve(ctx context.Context, l *limiter, now, limit
 		old := time.Duration(l.tat.Load())
 		tat := max(old, now)
 		// A turn is free when the next is due no more than τ ahead.
-		wait = tat - t.tolerance - now
+		wait = tat - now - t.tolerance // in this order: no overflow
 		if wait > limit {
 			return wait, 0, false
 		}
