@@ -116,7 +116,8 @@ func orDefault(d, def time.Duration) time.Duration {
 // Retry re-sends a call whose outcome is transient: a transport error, an
 // attempt timeout, or a 408, 429, 500, 502, 503 or 504 (DefaultShouldRetry).
 // It waits between attempts as the policy's backoff says, or as a 429's or
-// 503's Retry-After says, and never past the call's deadline: a wait that
+// 503's Retry-After (or a RateLimitedError's RetryAfter) says, and never
+// past the call's deadline: a wait that
 // would end after it is not started, and the last outcome is returned.
 //
 // Only requests net/http deems replayable are re-sent (GET, HEAD, OPTIONS,
