@@ -134,6 +134,16 @@ func (b *RetryBudget) sliceAt(now time.Duration) uint64 {
 	return uint64(now / (b.window() / budgetSlices))
 }
 
+// newBudget is a stage's own default budget, on the stage's clock (nil:
+// the monotonic clock).
+func newBudget(clk clock.Clock) *RetryBudget {
+	b := new(RetryBudget)
+	if clk != nil {
+		b.now = clk.Now
+	}
+	return b
+}
+
 // onCall records one logical call, earning it a fraction of a retry.
 // Retry and Hedge call it once per call. A nil budget records nothing.
 func (b *RetryBudget) onCall() {

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/resilient-go/resilient/internal/clock"
 )
 
 // Default durations of the standard pipeline, anchored on Polly's standard
@@ -19,7 +21,8 @@ const (
 // Stage names a stage of the standard pipeline, for Without.
 type Stage uint8
 
-// The stages of the standard pipeline, outermost first.
+// The stages of the standard pipeline, outermost first, except
+// StageRateLimit (see its comment).
 const (
 	StageFallback Stage = iota + 1
 	StageIdempotencyKey
@@ -30,6 +33,9 @@ const (
 	StageBreaker
 	StageAttemptTimeout
 	StageTracing
+	// StageRateLimit sits between StageBulkhead and StageBreaker; it comes
+	// last here so that the values above keep their numbers.
+	StageRateLimit
 )
 
 // Option configures the standard pipeline of NewClient and NewTransport.
@@ -53,6 +59,7 @@ type config struct {
 	propagator     propagation.TextMapPropagator
 	bulkhead       BulkheadPolicy
 	breaker        BreakerPolicy
+	rateLimit      RateLimitPolicy
 }
 
 func defaultConfig() config {
@@ -62,6 +69,7 @@ func defaultConfig() config {
 			StageTotalTimeout:   true,
 			StageRetry:          true,
 			StageBulkhead:       true,
+			StageRateLimit:      true,
 			StageBreaker:        true,
 			StageAttemptTimeout: true,
 			StageTracing:        true,
@@ -170,6 +178,14 @@ func (c *config) stages() []Middleware {
 		p.Telemetry = tel
 		return Bulkhead(p)
 	})
+	add(StageRateLimit, func() Middleware {
+		p := c.rateLimit
+		p.Telemetry = tel
+		if p.MaxCoolDown == 0 {
+			p.MaxCoolDown = c.retry.MaxRetryAfter // zero: the same default
+		}
+		return RateLimit(p)
+	})
 	add(StageBreaker, func() Middleware {
 		p := c.breaker
 		p.Telemetry = tel
@@ -184,7 +200,7 @@ func (c *config) stages() []Middleware {
 // timeout itself (see retryStage), which spares the happy path a context
 // and a request copy. It can when every first attempt is bounded within
 // the total anyway: an attempt timeout no longer than the total sits below,
-// and a bulkhead wait cannot push an attempt past it.
+// and a bulkhead or rate limit wait cannot push an attempt past it.
 func (c *config) fuseTotalIntoRetry() bool {
 	if !c.on[StageTotalTimeout] || !c.on[StageRetry] || !c.on[StageAttemptTimeout] {
 		return false
@@ -192,6 +208,9 @@ func (c *config) fuseTotalIntoRetry() bool {
 	wait := time.Duration(0)
 	if c.on[StageBulkhead] {
 		wait = c.bulkhead.MaxWait
+	}
+	if c.on[StageRateLimit] {
+		wait = clock.Add(wait, c.rateLimit.MaxWait)
 	}
 	// Written so that a huge attempt timeout cannot overflow the sum.
 	return wait <= c.totalTimeout && c.attemptTimeout <= c.totalTimeout-wait

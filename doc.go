@@ -1,7 +1,8 @@
 // Package resilient makes outbound HTTP calls survive slow, flaky and dead
 // dependencies. It is a chain of http.RoundTripper stages: timeouts, retry
 // with backoff and jitter, a circuit breaker and a bulkhead per host,
-// idempotency keys, and optional fallbacks, hedging and OpenTelemetry.
+// idempotency keys, a rate limit and a server's cool-down per host, and
+// optional fallbacks, hedging and OpenTelemetry.
 //
 // There are three ways in:
 //
@@ -18,10 +19,15 @@
 //  3. Timeout, total (30 s): bounds attempts, backoff sleeps and body read.
 //  4. Retry (3 attempts), or Hedge with WithHedge: re-runs what is below.
 //  5. Bulkhead (256 per host): a backoff sleep holds no slot.
-//  6. CircuitBreaker (per host): every attempt counts; open costs no network.
-//  7. Timeout, per attempt (10 s): a hung attempt fails fast and is retried.
-//  8. Tracing: one CLIENT span per attempt, trace context per attempt.
-//  9. The base transport.
+//  6. RateLimit (per host; no rate, a host's Retry-After cool-down): every
+//     attempt on the wire spends a turn. Below Bulkhead and above the
+//     breaker, nothing that waits sits between it and the wire, so the host
+//     sees the limiter's spacing, and its refusals are not counted as the
+//     host's failures.
+//  7. CircuitBreaker (per host): every attempt counts; open costs no network.
+//  8. Timeout, per attempt (10 s): a hung attempt fails fast and is retried.
+//  9. Tracing: one CLIENT span per attempt, trace context per attempt.
+//  10. The base transport.
 //
 // Each stage has a With... option, and Without(Stage...) switches stages
 // off. Chain builds any other order from the same stages; Chain's first

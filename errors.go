@@ -17,6 +17,11 @@ var ErrCircuitOpen = errors.New("resilient: circuit open")
 // because its pool had no free slot within MaxWait.
 var ErrBulkheadFull = errors.New("resilient: bulkhead full")
 
+// ErrRateLimited is the errors.Is target for a call a RateLimit stage
+// refused without sending it: over the rate, or during a host's cool-down,
+// for longer than the call could wait.
+var ErrRateLimited = errors.New("resilient: rate limited")
+
 // TimeoutError reports that a Timeout stage's deadline passed before the
 // call, or its body read, finished. It matches
 // errors.Is(err, context.DeadlineExceeded), and its Timeout method makes

@@ -103,7 +103,7 @@ func Hedge(p HedgePolicy) Middleware {
 			t.maxHedges = DefaultMaxHedges
 		}
 		if t.p.Budget == nil {
-			t.p.Budget = new(RetryBudget)
+			t.p.Budget = newBudget(p.clock)
 		}
 		t.p.clock = clock.Or(p.clock)
 		if t.p.afterFunc == nil {

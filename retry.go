@@ -111,7 +111,8 @@ func orDefault(d, def time.Duration) time.Duration {
 // Retry re-sends a call whose outcome is transient: a transport error, an
 // attempt timeout, or a 408, 429, 500, 502, 503 or 504 (DefaultShouldRetry).
 // It waits between attempts as the policy's backoff says, or as a 429's or
-// 503's Retry-After says, and never past the call's deadline: a wait that
+// 503's Retry-After (or a RateLimitedError's RetryAfter) says, and never
+// past the call's deadline: a wait that
 // would end after it is not started, and the last outcome is returned.
 //
 // Only requests net/http deems replayable are re-sent (GET, HEAD, OPTIONS,
@@ -153,7 +154,7 @@ func retryStage(p RetryPolicy, total time.Duration) Middleware {
 			t.p.ShouldRetry = DefaultShouldRetry
 		}
 		if t.p.Budget == nil {
-			t.p.Budget = new(RetryBudget)
+			t.p.Budget = newBudget(p.clock)
 		}
 		if t.p.sink == nil {
 			t.p.sink = p.Telemetry.sink()
@@ -197,7 +198,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // bounds the waits, the later attempts and the last body read, as a
 // Timeout stage above would have.
 func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, o outcome) (*http.Response, error) {
-	if pd, ok := deadline.DeadlineOf(req.Context()); ok && end >= pd {
+	if pd, ok := deadline.DeadlineOf(req.Context(), t.p.clock); ok && end >= pd {
 		return t.retry(req, o) // the caller's deadline is sooner
 	}
 	return bounded.Run(req, end, t.total, t.p.clock, timedOut, func(r *http.Request) (*http.Response, error) {
@@ -255,11 +256,11 @@ func (t *retryTransport) retry(req *http.Request, o outcome) (*http.Response, er
 	// may still be running it, and answer a copy with the same key 409.
 	var inFlight error
 	for n := 1; n < t.maxAttempts; n++ {
-		delay, fromHeader, ok := t.delay(&bo, o.resp)
+		delay, fromHeader, ok := t.delay(&bo, o.resp, o.err)
 		if !ok {
 			return o.final(inFlight)
 		}
-		if dl, has := deadline.DeadlineOf(ctx); has && clock.Add(t.p.clock.Now(), delay) >= dl {
+		if dl, has := deadline.DeadlineOf(ctx, t.p.clock); has && clock.Add(t.p.clock.Now(), delay) >= dl {
 			return o.final(inFlight)
 		}
 		ev := telemetry.Event{Attempt: n, Delay: delay, Err: o.err}
@@ -319,8 +320,15 @@ func (o outcome) final(inFlight error) (*http.Response, error) {
 }
 
 // delay returns the wait before the next attempt, whether a Retry-After
-// header set it, and false if the retries should stop.
-func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response) (d time.Duration, fromHeader, ok bool) {
+// header (or a rate limit's RetryAfter) set it, and false if the retries
+// should stop.
+func (t *retryTransport) delay(bo *backoff.BackOff, resp *http.Response, err error) (d time.Duration, fromHeader, ok bool) {
+	// A refused call says when its turn comes, as a server's Retry-After
+	// does; a backoff would only be refused again.
+	var rl *RateLimitedError
+	if errors.As(err, &rl) && rl.RetryAfter > 0 {
+		return rl.RetryAfter, true, rl.RetryAfter <= t.p.MaxRetryAfter
+	}
 	if d, ok := retryAfter(resp, t.p.clock.Wall()); ok {
 		return d, true, d <= t.p.MaxRetryAfter
 	}

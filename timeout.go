@@ -46,7 +46,7 @@ var _ http.RoundTripper = (*timeoutTransport)(nil)
 
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	end := clock.Add(t.clock.Now(), t.d)
-	if pd, ok := deadline.DeadlineOf(req.Context()); ok && end >= pd {
+	if pd, ok := deadline.DeadlineOf(req.Context(), t.clock); ok && end >= pd {
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}

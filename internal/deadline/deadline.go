@@ -65,17 +65,23 @@ func (c *Context) Deadline() (time.Time, bool) {
 	return now.Add(c.end - c.clk.Now()), true
 }
 
-// DeadlineOf is ctx's deadline as an offset from clock.Now, and whether it has
-// one; a *Context answers without reading the clock.
-func DeadlineOf(ctx context.Context) (time.Duration, bool) {
-	if c, ok := ctx.(*Context); ok {
+// DeadlineOf is ctx's deadline as an offset on clk (nil: clock.Real), and
+// whether it has one; a *Context on the same clock answers without reading
+// it. On another clock (a test's fake), the time left until the deadline
+// is counted from clk's now.
+func DeadlineOf(ctx context.Context, clk clock.Clock) (time.Duration, bool) {
+	clk = clock.Or(clk)
+	if c, ok := ctx.(*Context); ok && c.clk == clk {
 		return c.end, true
 	}
 	d, ok := ctx.Deadline()
 	if !ok {
 		return 0, false
 	}
-	return Offset(d), true
+	if clk == clock.Real {
+		return Offset(d), true
+	}
+	return clock.Add(clk.Now(), max(time.Until(d), 0)), true
 }
 
 // Value delegates to the parent.

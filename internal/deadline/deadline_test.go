@@ -164,15 +164,29 @@ func TestDeadlineWallReadingAfterClockStep(t *testing.T) {
 func TestDeadlineOfSkipsTheClockForOurContext(t *testing.T) {
 	c := newCtx(context.Background(), time.Minute)
 	defer c.Release()
-	if end, ok := DeadlineOf(c); !ok || end != c.end {
+	if end, ok := DeadlineOf(c, nil); !ok || end != c.end {
 		t.Errorf("DeadlineOf(*Context) = %v, %v; want %v, true", end, ok, c.end)
 	}
-	if _, ok := DeadlineOf(context.Background()); ok {
+	if _, ok := DeadlineOf(context.Background(), nil); ok {
 		t.Error("DeadlineOf(Background) reported a deadline")
 	}
 	parent, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if end, ok := DeadlineOf(parent); !ok || end < Now()+59*time.Second || end > Now()+time.Minute {
+	if end, ok := DeadlineOf(parent, nil); !ok || end < Now()+59*time.Second || end > Now()+time.Minute {
 		t.Errorf("DeadlineOf(WithTimeout(1m)) = %v from now, want about 1m", end-Now())
+	}
+}
+
+func TestDeadlineOfOnAnotherClock(t *testing.T) {
+	fake := clock.NewFake(time.Hour)
+	parent, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if end, ok := DeadlineOf(parent, fake); !ok || end < time.Hour+59*time.Second || end > time.Hour+time.Minute {
+		t.Errorf("DeadlineOf(WithTimeout(1m), fake at 1h) = %v, want about 1h1m", end)
+	}
+	c := new(Context)
+	c.Init(context.Background(), 2*time.Hour, fake)
+	if end, ok := DeadlineOf(c, fake); !ok || end != 2*time.Hour {
+		t.Errorf("DeadlineOf(*Context on the fake) = %v, want 2h", end)
 	}
 }

@@ -27,14 +27,19 @@ const (
 	RetriesCounter    = "resilient.client.retries"    // Retry events
 	HedgesCounter     = "resilient.client.hedges"     // Hedge events
 	FallbacksCounter  = "resilient.client.fallbacks"  // Fallback events
-	RejectionsCounter = "resilient.client.rejections" // BreakerRejected, BulkheadRejected, BudgetExhausted
+	RejectionsCounter = "resilient.client.rejections" // BreakerRejected, BulkheadRejected, BudgetExhausted, RateLimited
 )
+
+// RateLimitWaitHistogram records how long calls waited for their turn
+// (RateLimitWait events), in seconds.
+const RateLimitWaitHistogram = "resilient.client.rate_limit.wait.duration"
 
 // Values of the "reason" attribute of RejectionsCounter.
 const (
 	ReasonCircuitOpen  = "circuit_open"
 	ReasonBulkheadFull = "bulkhead_full"
 	ReasonRetryBudget  = "retry_budget"
+	ReasonRateLimited  = "rate_limited"
 )
 
 // ReasonKey is the attribute of RejectionsCounter that says which stage
@@ -53,8 +58,10 @@ const (
 type otelSink struct {
 	retries, hedges, fallbacks, rejections metric.Int64Counter
 
+	rateLimitWait metric.Float64Histogram
+
 	// Precomputed so that counting a rejection builds no attribute set.
-	circuitOpen, bulkheadFull, retryBudget metric.AddOption
+	circuitOpen, bulkheadFull, retryBudget, rateLimited metric.AddOption
 }
 
 // NewSink returns a Sink that adds each event to the recording span in the
@@ -75,7 +82,19 @@ func NewSink(mp metric.MeterProvider) Sink {
 		circuitOpen:  reason(ReasonCircuitOpen),
 		bulkheadFull: reason(ReasonBulkheadFull),
 		retryBudget:  reason(ReasonRetryBudget),
+		rateLimited:  reason(ReasonRateLimited),
+
+		rateLimitWait: histogram(m, RateLimitWaitHistogram, "Time calls waited for their turn under a rate limit or a host's cool-down."),
 	}
+}
+
+func histogram(m metric.Meter, name, desc string) metric.Float64Histogram {
+	h, err := m.Float64Histogram(name, metric.WithDescription(desc), metric.WithUnit("s"))
+	if err != nil || h == nil {
+		otel.Handle(err)
+		return noop.Float64Histogram{}
+	}
+	return h
 }
 
 func counter(m metric.Meter, name, desc string) metric.Int64Counter {
@@ -114,6 +133,13 @@ func (s *otelSink) Record(ctx context.Context, ev Event) {
 		c, opt = s.rejections, s.bulkheadFull
 	case BudgetExhausted:
 		c, opt = s.rejections, s.retryBudget
+	case RateLimited:
+		c, opt = s.rejections, s.rateLimited
+	case RateLimitWait:
+		if s.rateLimitWait.Enabled(ctx) {
+			s.rateLimitWait.Record(ctx, ev.Delay.Seconds())
+		}
+		return
 	default:
 		return
 	}

@@ -24,6 +24,9 @@ const (
 	BulkheadRejected                   // a full bulkhead refused a call
 	Hedge                              // a hedged attempt was sent
 	Fallback                           // a fallback answered the call
+	RateLimited                        // a rate limit or a host's cool-down refused a call
+	RateLimitWait                      // a call waited for its turn (Delay: how long)
+	CoolDown                           // a 429 or 503 with Retry-After started a host's cool-down
 )
 
 var names = [...]string{
@@ -35,6 +38,9 @@ var names = [...]string{
 	BulkheadRejected:   "resilient.bulkhead.rejected",
 	Hedge:              "resilient.hedge",
 	Fallback:           "resilient.fallback",
+	RateLimited:        "resilient.rate_limit.rejected",
+	RateLimitWait:      "resilient.rate_limit.waited",
+	CoolDown:           "resilient.rate_limit.cool_down",
 }
 
 // Name is the span event name of k.
@@ -52,7 +58,7 @@ type Event struct {
 	Delay     time.Duration // the wait before the next attempt or hedge
 	Status    int           // the response status that caused it, if any
 	Err       error         // the error that caused it, if any
-	Authority string        // scheme://host:port, for breaker and bulkhead
+	Authority string        // scheme://host:port, for breaker, bulkhead and rate limit
 	From, To  string        // breaker states, for BreakerStateChange
 }
 
