@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/resilient-go/resilient/internal/adaptive"
 	"github.com/resilient-go/resilient/internal/breaker"
 
 	"github.com/resilient-go/resilient/internal/clock"
@@ -46,6 +47,11 @@ const (
 	DefaultMinRequests         = 20
 	DefaultBreakerWindow       = 10 * time.Second
 	DefaultOpenTimeout         = 5 * time.Second
+	DefaultFirstOpenTimeout    = time.Second
+	// MinSlowCall is the least an adaptive SlowCallThreshold is: a host's
+	// normal latency times 10 can be microseconds, and scheduling noise
+	// is not a slow dependency.
+	MinSlowCall = 250 * time.Millisecond
 	DefaultHalfOpenRequests    = 1
 	DefaultMaxKeys             = registry.DefaultMax
 )
@@ -70,10 +76,27 @@ type BreakerPolicy struct {
 	// Window is the rolling window FailureRatio is measured over, in ten
 	// buckets. Zero means 10 s.
 	Window time.Duration
-	// OpenTimeout is how long an open breaker rejects calls before it lets
-	// a probe through. Up to 10 % is added at random per breaker, so that
-	// a fleet of clients does not probe in lockstep. Zero means 5 s.
+	// OpenTimeout is the longest an open breaker rejects calls before it
+	// lets a probe through. A trip waits FirstOpenTimeout; each failed
+	// probe doubles the wait, up to OpenTimeout; closing starts over. Up
+	// to 10 % is added at random per breaker, so that a fleet of clients
+	// does not probe in lockstep. Zero means 5 s.
 	OpenTimeout time.Duration
+	// FirstOpenTimeout is the wait after a trip from closed, so that a
+	// short outage costs a short wait. Zero means the lesser of 1 s and
+	// OpenTimeout; set it to OpenTimeout for a fixed wait.
+	FirstOpenTimeout time.Duration
+	// SlowCallThreshold makes a call that takes this long a failure, even
+	// if it succeeds or its caller gave up waiting: a dependency that hangs
+	// is as dead as one that fails. Zero means adaptive: 10 times the
+	// host's normal latency (the median of its answered calls, learnt as
+	// it goes), and at least 250 ms. A caller that gives up before a call
+	// was slow for its host is not counted, so one impatient caller cannot
+	// open the breaker for everyone.
+	SlowCallThreshold time.Duration
+	// DisableSlowCalls counts only errors and failure statuses, never a
+	// call's duration; a call its caller gave up on is then never counted.
+	DisableSlowCalls bool
 	// HalfOpenRequests is how many probes a half-open breaker lets through;
 	// all must succeed to close it. Zero means 1.
 	HalfOpenRequests int
@@ -157,6 +180,8 @@ func CircuitBreaker(p BreakerPolicy) Middleware {
 			MinRequests:         int64(p.MinRequests),
 			Window:              p.Window,
 			HalfOpenRequests:    int64(p.HalfOpenRequests),
+			FirstOpen:           p.FirstOpenTimeout,
+			MaxOpen:             p.OpenTimeout,
 			Clock:               clock.Or(p.clock),
 		}
 		t.reg = registry.New(registry.Policy[compartmentKey, *keyedBreaker]{
@@ -176,6 +201,8 @@ func (p BreakerPolicy) check() error {
 		notNegative("BreakerPolicy.MinRequests", p.MinRequests),
 		notNegative("BreakerPolicy.Window", p.Window),
 		notNegative("BreakerPolicy.OpenTimeout", p.OpenTimeout),
+		notNegative("BreakerPolicy.FirstOpenTimeout", p.FirstOpenTimeout),
+		notNegative("BreakerPolicy.SlowCallThreshold", p.SlowCallThreshold),
 		notNegative("BreakerPolicy.HalfOpenRequests", p.HalfOpenRequests),
 		notNegative("BreakerPolicy.MaxKeys", p.MaxKeys),
 	); err != nil {
@@ -202,6 +229,7 @@ func (p BreakerPolicy) withDefaults() BreakerPolicy {
 	}
 	p.Window = orDefault(p.Window, DefaultBreakerWindow)
 	p.OpenTimeout = orDefault(p.OpenTimeout, DefaultOpenTimeout)
+	p.FirstOpenTimeout = min(orDefault(p.FirstOpenTimeout, DefaultFirstOpenTimeout), p.OpenTimeout)
 	if p.IsFailure == nil {
 		p.IsFailure = defaultIsFailure
 	}
@@ -227,15 +255,16 @@ type breakerTransport struct {
 
 var _ http.RoundTripper = (*breakerTransport)(nil)
 
-// keyedBreaker is one key's breaker and the name users see it by.
+// keyedBreaker is one key's breaker, the name users see it by, and the
+// host's normal latency, against which a call is slow.
 type keyedBreaker struct {
 	*breaker.Breaker
-	key string
+	key     string
+	latency adaptive.Tracker
 }
 
 func (t *breakerTransport) newBreaker(k compartmentKey) *keyedBreaker {
-	jitter := time.Duration(t.p.jitter() * 0.1 * float64(t.p.OpenTimeout))
-	return &keyedBreaker{Breaker: breaker.New(&t.settings, clock.Add(t.p.OpenTimeout, jitter)), key: k.String()}
+	return &keyedBreaker{Breaker: breaker.New(&t.settings, t.p.jitter()*0.1), key: k.String()}
 }
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -247,38 +276,60 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	t.flush(req, b)
 	req = httpx.GuardBody(req)
+	clk := t.settings.Clock
+	start := clk.Now()
 	reported := false
 	defer func() {
 		if !reported { // a panic below counts as a failure
-			b.Done(ticket, breaker.Failure)
+			b.Done(ticket, breaker.Failure, clk.Now())
 			t.flush(req, b)
 		}
 	}()
 	resp, err := httpx.Settle(t.next.RoundTrip(req))
+	end := clk.Now()
 	var outcome breaker.Outcome
-	resp, err, outcome = t.outcome(req, resp, err)
+	resp, err, outcome = t.outcome(req, b, resp, err, end-start, end)
 	reported = true
-	b.Done(ticket, outcome)
+	b.Done(ticket, outcome, end)
 	t.flush(req, b)
 	return resp, err
 }
 
-// outcome classifies a call for the breaker, and names a caller's mistake.
-func (t *breakerTransport) outcome(req *http.Request, resp *http.Response, err error) (*http.Response, error, breaker.Outcome) {
+// outcome classifies a call that took took, for the breaker, and names a
+// caller's mistake.
+func (t *breakerTransport) outcome(req *http.Request, b *keyedBreaker, resp *http.Response, err error, took, now time.Duration) (*http.Response, error, breaker.Outcome) {
 	if err != nil {
 		if mistake, ok := asRequestError(req, err); ok {
 			return nil, mistake, breaker.Ignored
 		}
+	} else {
+		b.latency.Add(took, now)
+	}
+	slow := !t.p.DisableSlowCalls && took >= t.slowAfter(b)
+	if slow {
+		telemetry.Emit(req.Context(), t.p.sink, telemetry.Event{Kind: telemetry.SlowCall, Authority: b.key, Delay: took})
 	}
 	if !t.p.IsFailure(resp, err) {
+		if slow {
+			return resp, err, breaker.Failure
+		}
 		return resp, err, breaker.Success
 	}
-	if req.Context().Err() != nil {
-		// The caller gave up, by cancel or deadline: that says nothing
-		// about the host. Checked only for failures: it reads the clock.
+	if !slow && req.Context().Err() != nil {
+		// The caller gave up, by cancel or deadline, before the call was
+		// slow for this host: that says nothing about the host. Checked
+		// only for failures: it reads the clock.
 		return resp, err, breaker.Ignored
 	}
 	return resp, err, breaker.Failure
+}
+
+// slowAfter is how long a call to b's host may take before it is slow.
+func (t *breakerTransport) slowAfter(b *keyedBreaker) time.Duration {
+	if t.p.SlowCallThreshold > 0 {
+		return t.p.SlowCallThreshold
+	}
+	return max(MinSlowCall, 10*b.latency.Get())
 }
 
 func (t *breakerTransport) reject(req *http.Request, b *keyedBreaker, wait time.Duration) error {

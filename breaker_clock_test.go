@@ -45,7 +45,7 @@ func TestBreakerConsecutiveFailuresHoweverFarApart(t *testing.T) {
 // clock, so the probe goes exactly when the fake time says.
 func TestBreakerOpenTimeoutOnFakeTime(t *testing.T) {
 	clk := clock.NewFake(0)
-	p := noJitter(resilient.BreakerPolicy{ConsecutiveFailures: 1, OpenTimeout: time.Minute})
+	p := noJitter(resilient.BreakerPolicy{ConsecutiveFailures: 1, OpenTimeout: time.Minute, FirstOpenTimeout: time.Minute})
 	resilient.SetBreakerClock(&p, clk)
 	tr := resilienttest.NewTransport(resilienttest.FailFirst(1, 500))
 	rt := resilient.Chain(tr, resilient.CircuitBreaker(p))

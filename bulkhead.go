@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/resilient-go/resilient/internal/adaptive"
 	"github.com/resilient-go/resilient/internal/body"
 	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
@@ -18,8 +19,13 @@ import (
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
 
-// DefaultMaxConcurrent is a BulkheadPolicy's default pool size.
-const DefaultMaxConcurrent = 256
+// Defaults of a BulkheadPolicy.
+const (
+	DefaultMaxConcurrent     = 256
+	DefaultInitialConcurrent = 8
+	DefaultLatencyTolerance  = 2.0
+	DefaultAdaptiveMaxWait   = time.Second
+)
 
 // BulkheadPolicy configures Bulkhead. The zero value is the default policy:
 // 256 calls at a time per authority, and a call that finds its pool full is
@@ -43,8 +49,28 @@ type BulkheadPolicy struct {
 	// first, and a pool with slots in use never is. Zero means 1024.
 	MaxKeys int
 	// Telemetry is where the stage reports rejections, and its slots-in-use
-	// gauge. The zero value means the global providers.
+	// and adaptive-limit gauges. The zero value means the global providers.
 	Telemetry Telemetry
+
+	// Within MaxConcurrent, each key's calls in flight are held to an
+	// adaptive limit that follows the host's latency (see Bulkhead). These
+	// fields tune it.
+
+	// DisableAdaptive switches the adaptive limit off: MaxConcurrent alone
+	// bounds a key.
+	DisableAdaptive bool
+	// InitialConcurrent is where the adaptive limit starts, and goes back
+	// to for a key the stage forgot. Zero means 8 (at most MaxConcurrent).
+	InitialConcurrent int
+	// MinConcurrent is the least the adaptive limit falls to. Zero means 1.
+	MinConcurrent int
+	// LatencyTolerance is how many times its normal latency a host may
+	// take before the limit comes down. Zero means 2.
+	LatencyTolerance float64
+	// AdaptiveMaxWait is how long a call waits for a slot under the
+	// adaptive limit, never past its deadline; then it is refused with a
+	// *BulkheadFullError. Zero means 1 s.
+	AdaptiveMaxWait time.Duration
 
 	sink  telemetry.Sink // nil: Telemetry's
 	clock clock.Clock    // nil: clock.Real
@@ -62,6 +88,14 @@ type BulkheadFullError struct {
 	MaxConcurrent int
 	// Waited is how long the call waited for a slot.
 	Waited time.Duration
+	// OpenBodies is how many slots are held by responses whose bodies are
+	// still open: each holds its slot until closed or read to the end (or
+	// until its attempt's deadline has passed), so a caller that forgets to
+	// close them fills the pool.
+	OpenBodies int
+	// AdaptiveLimit, if not zero, is the adaptive limit that refused the
+	// call: the host's latency says it is overloaded at that many.
+	AdaptiveLimit int
 	// Err is the caller's context error if the wait ended because the
 	// call's context did; otherwise nil.
 	Err error
@@ -72,7 +106,14 @@ func (e *BulkheadFullError) Error() string {
 	if e.Key != e.Authority {
 		msg += " (pool " + strconv.Quote(e.Key) + ")"
 	}
-	msg += " (" + strconv.Itoa(e.MaxConcurrent) + " in use"
+	if e.AdaptiveLimit > 0 {
+		msg += " (adaptive limit " + strconv.Itoa(e.AdaptiveLimit) + " reached"
+	} else {
+		msg += " (" + strconv.Itoa(e.MaxConcurrent) + " in use"
+	}
+	if e.OpenBodies > 0 {
+		msg += ", " + strconv.Itoa(e.OpenBodies) + " held by response bodies not closed"
+	}
 	if e.Waited > 0 {
 		msg += ", waited " + e.Waited.Round(time.Microsecond).String()
 	}
@@ -115,7 +156,14 @@ func Bulkhead(p BulkheadPolicy) Middleware {
 			Idle:   func(p *pool) bool { return p.users.Load() == 0 },
 			Retire: func(p *pool) bool { return p.users.CompareAndSwap(0, retired) },
 		})
+		t.adaptive = adaptive.Settings{
+			Initial: int64(p.InitialConcurrent), Min: int64(p.MinConcurrent), Max: int64(p.MaxConcurrent),
+			Tolerance: p.LatencyTolerance, Clock: p.clock, MinWindow: minAdaptiveWindow, MinSamples: minAdaptiveSamples,
+		}
 		telemetry.RegisterWeakGauge(p.Telemetry.MeterProvider, telemetry.BulkheadGauge, t)
+		if !p.DisableAdaptive {
+			telemetry.RegisterWeakGauge(p.Telemetry.MeterProvider, telemetry.AdaptiveGauge, (*limitGauge)(t))
+		}
 		return t
 	}
 }
@@ -127,6 +175,10 @@ func (p BulkheadPolicy) check() error {
 		notNegative("BulkheadPolicy.MaxWait", p.MaxWait),
 		notNegative("BulkheadPolicy.MaxQueue", p.MaxQueue),
 		notNegative("BulkheadPolicy.MaxKeys", p.MaxKeys),
+		notNegative("BulkheadPolicy.InitialConcurrent", p.InitialConcurrent),
+		notNegative("BulkheadPolicy.MinConcurrent", p.MinConcurrent),
+		notNegative("BulkheadPolicy.AdaptiveMaxWait", p.AdaptiveMaxWait),
+		atLeastOne("BulkheadPolicy.LatencyTolerance", p.LatencyTolerance),
 	)
 }
 
@@ -138,6 +190,15 @@ func (p BulkheadPolicy) withDefaults() BulkheadPolicy {
 	if p.MaxQueue == 0 {
 		p.MaxQueue = p.MaxConcurrent
 	}
+	p.MinConcurrent = min(max(p.MinConcurrent, 1), p.MaxConcurrent)
+	if p.InitialConcurrent == 0 {
+		p.InitialConcurrent = DefaultInitialConcurrent
+	}
+	p.InitialConcurrent = min(max(p.InitialConcurrent, p.MinConcurrent), p.MaxConcurrent)
+	if p.LatencyTolerance == 0 {
+		p.LatencyTolerance = DefaultLatencyTolerance
+	}
+	p.AdaptiveMaxWait = orDefault(p.AdaptiveMaxWait, DefaultAdaptiveMaxWait)
 	if p.sink == nil {
 		p.sink = p.Telemetry.sink()
 	}
@@ -146,9 +207,10 @@ func (p BulkheadPolicy) withDefaults() BulkheadPolicy {
 }
 
 type bulkheadTransport struct {
-	next http.RoundTripper
-	p    BulkheadPolicy
-	reg  *registry.Map[compartmentKey, *pool]
+	next     http.RoundTripper
+	p        BulkheadPolicy
+	adaptive adaptive.Settings
+	reg      *registry.Map[compartmentKey, *pool]
 }
 
 var _ http.RoundTripper = (*bulkheadTransport)(nil)
@@ -166,13 +228,18 @@ const retired = math.MinInt64 / 2
 // MaxWait the semaphore queues the waiters, in order.
 type pool struct {
 	sem     *semaphore.Weighted // nil without MaxWait
+	lim     *adaptive.Limiter   // nil with DisableAdaptive
 	key     string
 	users   atomic.Int64 // calls holding or waiting for a slot; retired once forgotten
 	waiters atomic.Int64 // calls waiting for a slot
+	bodies  atomic.Int64 // slots held by response bodies
 }
 
 func (t *bulkheadTransport) newPool(k compartmentKey) *pool {
 	p := &pool{key: k.String()}
+	if !t.p.DisableAdaptive {
+		p.lim = adaptive.NewLimiter(&t.adaptive)
+	}
 	if t.p.MaxWait > 0 {
 		p.sem = semaphore.NewWeighted(int64(t.p.MaxConcurrent))
 	}
@@ -259,13 +326,31 @@ func (t *bulkheadTransport) send(req *http.Request, p *pool) (*http.Response, er
 			p.Release()
 		}
 	}()
-	resp, err := httpx.Settle(t.next.RoundTrip(req))
+	var resp *http.Response
+	var err error
+	if p.lim != nil {
+		resp, err = t.sendLimited(req, p)
+	} else {
+		resp, err = httpx.Settle(t.next.RoundTrip(req))
+	}
 	if err != nil {
 		return nil, err
 	}
 	handed = true
-	body.Track(resp, p)
+	p.bodies.Add(1)
+	body.Track(resp, (*bodySlot)(p))
 	return resp, nil
+}
+
+// bodySlot is a pool seen as the slot of a response body: it counts the
+// slots bodies hold, for the full-pool error.
+type bodySlot pool
+
+// Release frees the body's slot.
+func (s *bodySlot) Release() {
+	p := (*pool)(s)
+	p.bodies.Add(-1)
+	p.Release()
 }
 
 // wait queues for a slot for at most MaxWait and never past the call's
@@ -293,7 +378,8 @@ func (t *bulkheadTransport) wait(req *http.Request, p *pool) *BulkheadFullError 
 }
 
 func (t *bulkheadTransport) full(req *http.Request, p *pool, waited time.Duration, cause error) *BulkheadFullError {
-	e := &BulkheadFullError{Authority: p.key, Key: p.key, MaxConcurrent: t.p.MaxConcurrent, Waited: waited, Err: cause}
+	e := &BulkheadFullError{Authority: p.key, Key: p.key, MaxConcurrent: t.p.MaxConcurrent, Waited: waited, Err: cause,
+		OpenBodies: int(max(p.bodies.Load(), 0))}
 	if t.p.Key != nil {
 		e.Authority = httpx.AuthorityOf(req).String()
 	}

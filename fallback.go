@@ -1,12 +1,16 @@
 package resilient
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/resilient-go/resilient/internal/body"
+	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
@@ -43,7 +47,7 @@ func fallbackStage(f FallbackFunc, sink telemetry.Sink) Middleware {
 		panic("resilient: Fallback needs a FallbackFunc, got nil")
 	}
 	return func(next http.RoundTripper) http.RoundTripper {
-		return &fallbackTransport{next: httpx.OrDefault(next), f: f, sink: sink}
+		return &fallbackTransport{next: httpx.OrDefault(next), f: f, sink: sink, clock: clock.Real}
 	}
 }
 
@@ -63,15 +67,16 @@ func WithFallback(f FallbackFunc) Option {
 }
 
 type fallbackTransport struct {
-	next http.RoundTripper
-	f    FallbackFunc
-	sink telemetry.Sink // nil: span events
+	next  http.RoundTripper
+	f     FallbackFunc
+	sink  telemetry.Sink // nil: span events
+	clock clock.Clock
 }
 
 var _ http.RoundTripper = (*fallbackTransport)(nil)
 
 func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
+	resp, err := t.inTime(req)
 	if err == nil && !httpx.FailureStatus(resp.StatusCode) {
 		return resp, nil
 	}
@@ -86,6 +91,38 @@ func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return resp, err
 	}
 	return t.fallback(req, resp, err)
+}
+
+// inTime sends req below so that a call whose answer would come after the
+// caller's deadline is given up while there is time left to answer with
+// the fallback: the response headers must arrive a tenth of the time
+// left before the deadline (between 1 ms and 100 ms). Without a deadline,
+// or without time to spare, req goes as it is. The body, once the headers
+// are in, is not hurried.
+func (t *fallbackTransport) inTime(req *http.Request) (*http.Response, error) {
+	dl, ok := req.Context().Deadline()
+	if !ok {
+		return t.next.RoundTrip(req)
+	}
+	left := time.Until(dl)
+	reserve := min(max(left/10, time.Millisecond), 100*time.Millisecond)
+	if left <= 2*reserve {
+		return t.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	timer := t.clock.AfterFunc(left-reserve, cancel)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	inTime := timer.Stop()
+	if err == nil && inTime {
+		body.Track(resp, cancelFunc(cancel))
+		return resp, nil
+	}
+	cancel()
+	if !inTime && req.Context().Err() == nil {
+		httpx.Discard(resp)
+		return nil, &TimeoutError{After: left - reserve, Err: err}
+	}
+	return resp, err
 }
 
 // fallback runs f and settles who owns which response.

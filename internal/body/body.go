@@ -59,13 +59,15 @@ func Track(resp *http.Response, r Releaser) {
 // TrackInto is Track with caller-provided storage for the wrapper, so a
 // stage that already allocates a per-call struct can embed the Body in it.
 // storage may be nil.
-func TrackInto(resp *http.Response, storage *Body, r Releaser) {
+//
+// It returns the wrapper r joined, or nil when r was released at once.
+func TrackInto(resp *http.Response, storage *Body, r Releaser) *Body {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		r.Release()
-		return
+		return nil
 	}
 	if b := tracked(resp.Body); b != nil && b.join(r) {
-		return
+		return b
 	}
 	if storage == nil {
 		storage = new(Body)
@@ -75,10 +77,17 @@ func TrackInto(resp *http.Response, storage *Body, r Releaser) {
 	storage.n = 1
 	if _, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body = switchingBody{storage}
-		return
+		return storage
 	}
 	resp.Body = storage
+	return storage
 }
+
+// Abandon releases what every stage holds for the body, as closing it
+// would, without closing it: for a call whose deadline has passed while
+// its caller never closed the body, so that a bulkhead slot comes back.
+// Reads after it fail as the deadline makes them.
+func (b *Body) Abandon() { b.release() }
 
 func tracked(rc io.ReadCloser) *Body {
 	switch b := rc.(type) {

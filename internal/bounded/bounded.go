@@ -5,6 +5,7 @@ package bounded
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/resilient-go/resilient/internal/body"
@@ -23,6 +24,7 @@ type call struct {
 	body    body.Body
 	after   time.Duration
 	expired Expired
+	held    atomic.Pointer[body.Body] // the wrapper the call's hold joined
 }
 
 // Run sends req through send with a context that ends at end (an offset on
@@ -33,6 +35,7 @@ func Run(req *http.Request, end, after time.Duration, clk clock.Clock, expired E
 	send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
 	c := &call{after: after, expired: expired}
 	c.ctx.Init(req.Context(), end, clk)
+	c.ctx.SetExpirer(c)
 	resp, err := send(req.WithContext(&c.ctx))
 	if err != nil {
 		if resp != nil && resp.Body != nil {
@@ -42,8 +45,18 @@ func Run(req *http.Request, end, after time.Duration, clk clock.Clock, expired E
 		c.ctx.Release()
 		return nil, err
 	}
-	body.TrackInto(resp, &c.body, c)
+	c.held.Store(body.TrackInto(resp, &c.body, c))
 	return resp, nil
+}
+
+// OnExpire gives back what the stages hold for a response whose body the
+// caller never closed, once the deadline has passed: nothing more can be
+// read from it, and a bulkhead slot held for it would otherwise be lost
+// for good.
+func (c *call) OnExpire() {
+	if b := c.held.Load(); b != nil {
+		b.Abandon()
+	}
 }
 
 // Release ends the call's context; body.Body calls it once.

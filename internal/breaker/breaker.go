@@ -47,7 +47,11 @@ type Settings struct {
 	MinRequests         int64   // ...and the Window holds at least this many calls
 	Window              time.Duration
 	HalfOpenRequests    int64 // probes a half-open breaker lets through; all must succeed
-	Clock               clock.Clock
+	// A trip holds the breaker open for FirstOpen, and each failed probe
+	// doubles the wait up to MaxOpen: a blip costs a blip, a dead host is
+	// probed ever less often.
+	FirstOpen, MaxOpen time.Duration
+	Clock              clock.Clock
 }
 
 // Change is one state transition, delivered by Flush.
@@ -62,8 +66,8 @@ func (t Ticket) state() State { return State(t & 3) }
 
 // Breaker is one key's circuit breaker. Safe for concurrent use.
 type Breaker struct {
-	s       *Settings
-	openFor time.Duration // how long a trip holds it open
+	s      *Settings
+	jitter float64 // added share of each open wait, so a fleet does not probe in lockstep
 
 	// word is gen<<2 | state. It changes only under mu; the closed path
 	// reads it without the lock.
@@ -75,16 +79,18 @@ type Breaker struct {
 	pending     atomic.Bool // queue may hold changes
 
 	mu         sync.Mutex
-	issued     int64    // guarded by mu: probes let through in this half-open state
-	succeeded  int64    // guarded by mu: probes that succeeded
-	isolated   bool     // guarded by mu: held open by Isolate until Reset
-	queue      []Change // guarded by mu
-	delivering bool     // guarded by mu
+	issued     int64         // guarded by mu: probes let through in this half-open state
+	succeeded  int64         // guarded by mu: probes that succeeded
+	isolated   bool          // guarded by mu: held open by Isolate until Reset
+	openFor    time.Duration // guarded by mu: the last open wait
+	queue      []Change      // guarded by mu
+	delivering bool          // guarded by mu
 }
 
-// New returns a closed breaker that stays open for openFor after a trip.
-func New(s *Settings, openFor time.Duration) *Breaker {
-	b := &Breaker{s: s, openFor: openFor}
+// New returns a closed breaker whose open waits are lengthened by jitter
+// (a share, say 0.05).
+func New(s *Settings, jitter float64) *Breaker {
+	b := &Breaker{s: s, jitter: jitter}
 	period := int64(s.Window / rolling.Buckets)
 	b.failures.Period, b.successes.Period = period, period
 	return b
@@ -131,10 +137,11 @@ func (b *Breaker) allowSlow() (Ticket, time.Duration, bool) {
 	return Ticket(w), 0, true
 }
 
-// Done reports the outcome of a call Allow let through.
-func (b *Breaker) Done(t Ticket, o Outcome) {
+// Done reports the outcome of a call Allow let through, at now (the
+// caller's clock reading at the call's end, which saves reading it twice).
+func (b *Breaker) Done(t Ticket, o Outcome, now time.Duration) {
 	if t.state() == Closed {
-		b.doneClosed(t, o)
+		b.doneClosed(t, o, now)
 		return
 	}
 	b.mu.Lock()
@@ -154,15 +161,15 @@ func (b *Breaker) Done(t Ticket, o Outcome) {
 	}
 }
 
-func (b *Breaker) doneClosed(t Ticket, o Outcome) {
+func (b *Breaker) doneClosed(t Ticket, o Outcome, at time.Duration) {
+	now := int64(at)
 	switch o {
 	case Success:
-		b.successes.Add(int64(b.s.Clock.Now()))
+		b.successes.Add(now)
 		if b.consecutive.Load() != 0 {
 			b.consecutive.Store(0)
 		}
 	case Failure:
-		now := int64(b.s.Clock.Now())
 		b.failures.Add(now)
 		if b.consecutive.Add(1) >= b.s.ConsecutiveFailures || b.ratioTripped(now) {
 			b.mu.Lock()
@@ -186,7 +193,13 @@ func (b *Breaker) setLocked(st State) uint64 {
 	old := b.word.Load()
 	switch st {
 	case Open:
-		b.openUntil.Store(int64(clock.Add(b.s.Clock.Now(), b.openFor)))
+		if State(old&3) == HalfOpen { // a failed probe: wait longer
+			b.openFor = min(2*b.openFor, b.s.MaxOpen)
+		} else {
+			b.openFor = b.s.FirstOpen
+		}
+		wait := clock.Add(b.openFor, time.Duration(b.jitter*float64(b.openFor)))
+		b.openUntil.Store(int64(clock.Add(b.s.Clock.Now(), wait)))
 	case HalfOpen:
 		b.issued, b.succeeded = 0, 0
 	case Closed:

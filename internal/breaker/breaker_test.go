@@ -16,12 +16,12 @@ func newBreaker(t *testing.T, edit func(*Settings)) (*Breaker, *clock.Fake, *[]C
 	t.Helper()
 	clk := clock.NewFake(time.Hour)
 	s := &Settings{ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 20,
-		Window: 10 * time.Second, HalfOpenRequests: 1, Clock: clk}
+		Window: 10 * time.Second, HalfOpenRequests: 1, FirstOpen: 5 * time.Second, MaxOpen: 5 * time.Second, Clock: clk}
 	if edit != nil {
 		edit(s)
 	}
 	var changes []Change
-	b := New(s, 5*time.Second)
+	b := New(s, 0)
 	return b, clk, &changes
 }
 
@@ -29,7 +29,7 @@ func newBreaker(t *testing.T, edit func(*Settings)) (*Breaker, *clock.Fake, *[]C
 func call(b *Breaker, changes *[]Change, o Outcome) bool {
 	tk, _, ok := b.Allow()
 	if ok {
-		b.Done(tk, o)
+		b.Done(tk, o, b.s.Clock.Now())
 	}
 	if b.Pending() {
 		b.Flush(func(c Change) {
@@ -134,7 +134,7 @@ func TestOpenThenProbe(t *testing.T) {
 	if _, wait, ok := b.Allow(); ok || wait != 0 {
 		t.Fatalf("second call while the probe is in flight: ok=%v wait=%v", ok, wait)
 	}
-	b.Done(probe, Success)
+	b.Done(probe, Success, clk.Now())
 	b.Flush(func(c Change) { *changes = append(*changes, c) })
 	want := []Change{{Closed, Open}, {Open, HalfOpen}, {HalfOpen, Closed}}
 	if len(*changes) != 3 || (*changes)[1] != want[1] || (*changes)[2] != want[2] {
@@ -170,11 +170,11 @@ func TestLateOutcomeFromOldStateDropped(t *testing.T) {
 	if !ok {
 		t.Fatal("probe refused")
 	}
-	b.Done(late, Failure) // must not count as the probe's outcome
+	b.Done(late, Failure, clk.Now()) // must not count as the probe's outcome
 	if b.Snapshot().State != HalfOpen {
 		t.Fatalf("a late closed-state failure moved a half-open breaker to %v", b.Snapshot().State)
 	}
-	b.Done(probe, Success)
+	b.Done(probe, Success, clk.Now())
 	if b.State() != Closed {
 		t.Fatal("probe success did not close")
 	}
@@ -212,7 +212,7 @@ func TestFlushReentrantKeepsOrder(t *testing.T) {
 		}
 	}
 	tk, _, _ := b.Allow()
-	b.Done(tk, Failure)
+	b.Done(tk, Failure, clk.Now())
 	b.Flush(deliver)
 	want := []Change{{Closed, Open}, {Open, HalfOpen}, {HalfOpen, Closed}}
 	if len(got) != 3 {
@@ -237,7 +237,7 @@ func TestConcurrentCallsOneTripOneProbe(t *testing.T) {
 			for range 100 {
 				tk, _, ok := b.Allow()
 				if ok {
-					b.Done(tk, Failure)
+					b.Done(tk, Failure, clk.Now())
 				}
 				b.Flush(func(c Change) { mu.Lock(); changes = append(changes, c); mu.Unlock() })
 			}
@@ -263,5 +263,27 @@ func TestConcurrentCallsOneTripOneProbe(t *testing.T) {
 	close(let)
 	if n := len(let); n != 1 {
 		t.Fatalf("%d probes let through, want 1", n)
+	}
+}
+
+func TestOpenWaitDoublesAfterFailedProbes(t *testing.T) {
+	b, clk, _ := newBreaker(t, func(s *Settings) { s.FirstOpen, s.MaxOpen = time.Second, 5*time.Second })
+	for range 3 {
+		call(b, nil, Failure)
+	}
+	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+		if _, wait, ok := b.Allow(); ok || wait != want {
+			t.Fatalf("open wait %v (ok=%v), want %v", wait, ok, want)
+		}
+		clk.Advance(want)
+		call(b, nil, Failure) // the probe fails
+	}
+	clk.Advance(5 * time.Second)
+	call(b, nil, Success) // a good probe closes it
+	for range 3 {
+		call(b, nil, Failure)
+	}
+	if _, wait, _ := b.Allow(); wait != time.Second {
+		t.Errorf("after closing and tripping again: wait %v, want the first 1s", wait)
 	}
 }

@@ -41,6 +41,8 @@ type Context struct {
 	end    time.Duration // the deadline, as an offset from clk.Now
 	clk    clock.Clock
 
+	expirer Expirer // told when the deadline passes; set before use
+
 	mu         sync.Mutex
 	done       chan struct{} // guarded by mu; nil until Done is called
 	err        error         // guarded by mu
@@ -83,6 +85,14 @@ func DeadlineOf(ctx context.Context, clk clock.Clock) (time.Duration, bool) {
 	}
 	return clock.Add(clk.Now(), max(time.Until(d), 0)), true
 }
+
+// Expirer is told when a Context's own deadline passes (its timer fired:
+// something waited on it).
+type Expirer interface{ OnExpire() }
+
+// SetExpirer makes c tell e when its deadline passes. Call it before c is
+// handed to anyone.
+func (c *Context) SetExpirer(e Expirer) { c.expirer = e }
 
 // Value delegates to the parent.
 func (c *Context) Value(key any) any { return c.parent.Value(key) }
@@ -179,10 +189,14 @@ func (c *Context) Release() {
 
 func (c *Context) expire() {
 	c.mu.Lock()
-	if c.err == nil {
+	expired := c.err == nil
+	if expired {
 		c.endLocked(context.DeadlineExceeded)
 	}
 	c.mu.Unlock()
+	if expired && c.expirer != nil {
+		c.expirer.OnExpire()
+	}
 }
 
 func (c *Context) parentDone() {

@@ -27,7 +27,8 @@ const (
 	RetriesCounter    = "resilient.client.retries"    // Retry events
 	HedgesCounter     = "resilient.client.hedges"     // Hedge events
 	FallbacksCounter  = "resilient.client.fallbacks"  // Fallback events
-	RejectionsCounter = "resilient.client.rejections" // BreakerRejected, BulkheadRejected, BudgetExhausted, RateLimited
+	RejectionsCounter = "resilient.client.rejections" // BreakerRejected, BulkheadRejected, BudgetExhausted, RateLimited, AdaptiveRejected
+	SlowCallsCounter  = "resilient.client.slow_calls" // SlowCall events
 )
 
 // RateLimitWaitHistogram records how long calls waited for their turn
@@ -40,6 +41,7 @@ const (
 	ReasonBulkheadFull = "bulkhead_full"
 	ReasonRetryBudget  = "retry_budget"
 	ReasonRateLimited  = "rate_limited"
+	ReasonAdaptive     = "adaptive_limit"
 )
 
 // ReasonKey is the attribute of RejectionsCounter that says which stage
@@ -50,18 +52,19 @@ const ReasonKey = attribute.Key("reason")
 const (
 	BreakerStateGauge = "resilient.client.breaker.state"     // 0 closed, 1 half-open, 2 open
 	BulkheadGauge     = "resilient.client.bulkhead.in_use"   // slots held
+	AdaptiveGauge     = "resilient.client.adaptive.limit"    // the adaptive concurrency limit
 	AuthorityKey      = attribute.Key("resilient.authority") // scheme://host:port
 )
 
 // otelSink turns events into span events on the caller's span and counter
 // increments. It is immutable after NewSink.
 type otelSink struct {
-	retries, hedges, fallbacks, rejections metric.Int64Counter
+	retries, hedges, fallbacks, rejections, slowCalls metric.Int64Counter
 
 	rateLimitWait metric.Float64Histogram
 
 	// Precomputed so that counting a rejection builds no attribute set.
-	circuitOpen, bulkheadFull, retryBudget, rateLimited metric.AddOption
+	circuitOpen, bulkheadFull, retryBudget, rateLimited, adaptive metric.AddOption
 }
 
 // NewSink returns a Sink that adds each event to the recording span in the
@@ -79,6 +82,8 @@ func NewSink(mp metric.MeterProvider) Sink {
 		hedges:       counter(m, HedgesCounter, "Hedged attempts sent."),
 		fallbacks:    counter(m, FallbacksCounter, "Calls answered by a fallback."),
 		rejections:   counter(m, RejectionsCounter, "Calls or retries refused, by reason."),
+		slowCalls:    counter(m, SlowCallsCounter, "Calls that ran past their host's slow-call threshold."),
+		adaptive:     reason(ReasonAdaptive),
 		circuitOpen:  reason(ReasonCircuitOpen),
 		bulkheadFull: reason(ReasonBulkheadFull),
 		retryBudget:  reason(ReasonRetryBudget),
@@ -135,6 +140,10 @@ func (s *otelSink) Record(ctx context.Context, ev Event) {
 		c, opt = s.rejections, s.retryBudget
 	case RateLimited:
 		c, opt = s.rejections, s.rateLimited
+	case AdaptiveRejected:
+		c, opt = s.rejections, s.adaptive
+	case SlowCall:
+		c = s.slowCalls
 	case RateLimitWait:
 		if s.rateLimitWait.Enabled(ctx) {
 			s.rateLimitWait.Record(ctx, ev.Delay.Seconds())
@@ -157,6 +166,7 @@ func (s *otelSink) Record(ctx context.Context, ev Event) {
 var gauges = map[string]struct{ desc, unit string }{
 	BreakerStateGauge: {"Circuit breaker state per authority: 0 closed, 1 half-open, 2 open.", "1"},
 	BulkheadGauge:     {"Bulkhead slots in use per authority.", "{slot}"},
+	AdaptiveGauge:     {"Adaptive concurrency limit per authority.", "{call}"},
 }
 
 // RegisterGauge observes g as an Int64ObservableGauge named name

@@ -27,6 +27,8 @@ const (
 	RateLimited                        // a rate limit or a host's cool-down refused a call
 	RateLimitWait                      // a call waited for its turn (Delay: how long)
 	CoolDown                           // a 429 or 503 with Retry-After started a host's cool-down
+	SlowCall                           // a call ran past its host's slow-call threshold (Delay: how long)
+	AdaptiveRejected                   // the adaptive concurrency limit refused a call
 )
 
 var names = [...]string{
@@ -41,6 +43,8 @@ var names = [...]string{
 	RateLimited:        "resilient.rate_limit.rejected",
 	RateLimitWait:      "resilient.rate_limit.waited",
 	CoolDown:           "resilient.rate_limit.cool_down",
+	SlowCall:           "resilient.slow_call",
+	AdaptiveRejected:   "resilient.adaptive_limit.rejected",
 }
 
 // Name is the span event name of k.

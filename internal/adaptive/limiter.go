@@ -1,0 +1,236 @@
+package adaptive
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/resilient-go/resilient/internal/clock"
+)
+
+// Settings are shared by the limiters of a stage. Fields are final.
+type Settings struct {
+	Initial, Min, Max int64         // the limit starts at Initial and stays in [Min, Max]
+	Tolerance         float64       // a window whose median exceeds Tolerance × baseline is overload
+	Clock             clock.Clock   //
+	MinWindow         time.Duration // windows last at least this long...
+	MinSamples        int64         // ...and hold this many outcomes, unless a call was dropped
+}
+
+// Limiter keeps the calls in flight to one host at a limit it learns, as
+// TCP's congestion control does: it doubles the limit while latency holds
+// at the baseline and calls queue for it (slow start), adds one a window
+// after that, and cuts it by 30 % in a window whose median latency is
+// Tolerance times the baseline or in which calls were dropped (ended by a
+// deadline before an answer). Overload shows as latency long before it
+// shows as errors, so the limit finds the host's capacity without a
+// failure; a healthy burst finds the limit doubling under it.
+//
+// A call over the limit waits for a slot in order of arrival. Safe for
+// concurrent use.
+type Limiter struct {
+	s *Settings
+
+	limit    atomic.Int64
+	inflight atomic.Int64
+	waiting  atomic.Int64 // len(queue), readable without mu
+
+	// The current window.
+	hist      histogram
+	drops     atomic.Int64
+	peak      atomic.Int64 // most calls in flight, or waiting, this window
+	winStart  atomic.Int64 // clock offset
+	baseline  Baseline
+	slowStart atomic.Bool // until the first overload
+
+	mu    sync.Mutex
+	queue []chan struct{} // guarded by mu; closed when granted a slot
+}
+
+// NewLimiter returns a limiter at s.Initial.
+func NewLimiter(s *Settings) *Limiter {
+	l := &Limiter{s: s}
+	l.limit.Store(s.Initial)
+	l.slowStart.Store(true)
+	l.winStart.Store(int64(s.Clock.Now()))
+	return l
+}
+
+// Limit is the current limit.
+func (l *Limiter) Limit() int64 { return l.limit.Load() }
+
+// Baseline is the host's normal latency as learnt, or 0.
+func (l *Limiter) Baseline() time.Duration { return l.baseline.Get() }
+
+// TryAcquire takes a slot if one is free and nobody queues for one.
+func (l *Limiter) TryAcquire() bool {
+	for {
+		n := l.inflight.Load()
+		if n >= l.limit.Load() || l.waiting.Load() > 0 {
+			return false
+		}
+		if l.inflight.CompareAndSwap(n, n+1) {
+			l.notePeak(n + 1)
+			return true
+		}
+	}
+}
+
+func (l *Limiter) notePeak(n int64) {
+	for p := l.peak.Load(); n > p; p = l.peak.Load() {
+		if l.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+// Acquire waits for a slot for at most wait, and not past ctx. It returns
+// false, holding nothing, when none came.
+func (l *Limiter) Acquire(ctx context.Context, wait time.Duration) bool {
+	if l.TryAcquire() {
+		return true
+	}
+	if wait <= 0 {
+		return false
+	}
+	l.mu.Lock()
+	// Counted as waiting before it looks at inflight: a Release that
+	// lowers inflight after this look then sees the waiter and wakes it.
+	l.waiting.Add(1)
+	if l.inflight.Load() < l.limit.Load() && len(l.queue) == 0 {
+		l.inflight.Add(1)
+		l.waiting.Add(-1)
+		l.mu.Unlock()
+		return true
+	}
+	ready := make(chan struct{})
+	l.queue = append(l.queue, ready)
+	l.notePeak(l.inflight.Load() + int64(len(l.queue)))
+	l.mu.Unlock()
+
+	timer := l.s.Clock.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ready:
+		return true
+	case <-timer.C():
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, c := range l.queue {
+		if c == ready {
+			l.queue = append(l.queue[:i], l.queue[i+1:]...)
+			l.waiting.Add(-1)
+			return false
+		}
+	}
+	return true // granted as it gave up: the slot is its
+}
+
+// Outcome is what a call that held a slot told about the host.
+type Outcome uint8
+
+// The outcomes.
+const (
+	Answered Outcome = iota // a response came, after the latency given
+	Dropped                 // a deadline ended the call before an answer
+	Unknown                 // says nothing of the host's load (refused, a caller's mistake)
+)
+
+// Release gives a slot back with the call's outcome.
+func (l *Limiter) Release(o Outcome, latency time.Duration) {
+	l.maybeClose() // before this outcome, which belongs to the next window
+	switch o {
+	case Answered:
+		l.hist.add(latency)
+	case Dropped:
+		l.drops.Add(1)
+	}
+	if l.waiting.Load() == 0 || !l.grant() {
+		l.inflight.Add(-1)
+		l.wake() // a waiter that queued as this slot came free
+	}
+}
+
+// grant hands the releasing call's slot to the first waiter, if the limit
+// still allows it.
+func (l *Limiter) grant() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) == 0 || l.inflight.Load() > l.limit.Load() {
+		return false
+	}
+	close(l.queue[0])
+	l.queue = l.queue[1:]
+	l.waiting.Add(-1)
+	return true
+}
+
+// maybeClose ends the window once it is long and full enough (or held a
+// drop), and adjusts the limit. One caller closes a window; the others
+// go on.
+func (l *Limiter) maybeClose() {
+	now := l.s.Clock.Now()
+	start := time.Duration(l.winStart.Load())
+	n, drops := l.hist.n.Load(), l.drops.Load()
+	if now-start < l.window() || (n < l.s.MinSamples && drops == 0) {
+		return
+	}
+	if !l.winStart.CompareAndSwap(int64(start), int64(now)) {
+		return
+	}
+	median := l.hist.quantile(0.5)
+	peak := l.peak.Swap(l.inflight.Load())
+	l.hist.reset()
+	l.drops.Store(0)
+	l.adjust(median, n, drops, peak)
+}
+
+// window is the length of a window: four typical calls, so that a window
+// sees the effect of the last change, at least MinWindow.
+func (l *Limiter) window() time.Duration {
+	return max(l.s.MinWindow, 4*l.baseline.Get())
+}
+
+func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
+	base := l.baseline.Get()
+	overloaded := drops > 0 && drops*10 >= answered+drops || // a tenth dropped
+		base > 0 && median > time.Duration(l.s.Tolerance*float64(base))
+	limit := l.limit.Load()
+	switch {
+	case overloaded:
+		l.slowStart.Store(false)
+		limit = limit * 7 / 10
+	case answered > 0 && peak >= limit: // the limit held calls back
+		if l.slowStart.Load() {
+			limit *= 2
+		} else {
+			limit++
+		}
+	}
+	if answered > 0 && !overloaded {
+		l.baseline.learn(median)
+	}
+	l.limit.Store(min(max(limit, l.s.Min), l.s.Max))
+	l.wake()
+}
+
+// wake grants waiting calls the slots a raised limit freed.
+func (l *Limiter) wake() {
+	if l.waiting.Load() == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.queue) > 0 && l.inflight.Load() < l.limit.Load() {
+		l.inflight.Add(1)
+		close(l.queue[0])
+		l.queue = l.queue[1:]
+		l.waiting.Add(-1)
+	}
+}
+
+// InFlight is how many calls hold a slot.
+func (l *Limiter) InFlight() int64 { return l.inflight.Load() }
