@@ -51,9 +51,9 @@ const (
 	// MinSlowCall is the least an adaptive SlowCallThreshold is: a host's
 	// normal latency times 10 can be microseconds, and scheduling noise
 	// is not a slow dependency.
-	MinSlowCall = 250 * time.Millisecond
-	DefaultHalfOpenRequests    = 1
-	DefaultMaxKeys             = registry.DefaultMax
+	MinSlowCall             = 250 * time.Millisecond
+	DefaultHalfOpenRequests = 1
+	DefaultMaxKeys          = registry.DefaultMax
 )
 
 // BreakerPolicy configures CircuitBreaker. The zero value is the default
