@@ -27,16 +27,20 @@ const callerKey = "matrix-caller-key"
 // matrixPath is the path every cell calls.
 const matrixPath = "/matrix"
 
+// warmPath is the path a warm cell's first request goes to, to leave a
+// keep-alive connection in the pool for the call.
+const warmPath = "/warm"
+
 // runCell runs one cell under its goroutine label, then checks that every
 // goroutine the cell started has ended.
 func runCell(t *testing.T, id string, f fault, k reqKind) {
 	want := f.once
-	if k.replayable() {
-		want = f.replayable
+	if mayResend(k, f.class) {
+		want = f.resent
 	}
 	finished := false
 	withCellLabel(id, func() {
-		c := &cell{t: t, id: id, kind: k, want: want, keepsConns: f.keepsConns}
+		c := &cell{t: t, id: id, kind: k, class: f.class, want: want, keepsConns: f.keepsConns, warm: f.warm}
 		c.run(f.start)
 		finished = true
 	})
@@ -50,8 +54,10 @@ type cell struct {
 	t          *testing.T
 	id         string
 	kind       reqKind
+	class      failClass
 	want       outcome
 	keepsConns bool // see fault
+	warm       bool // see fault
 }
 
 // run makes the cell's call through a pipeline of its own, around a fresh
@@ -59,9 +65,13 @@ type cell struct {
 //   - what the caller gets: status and body, or the class of error;
 //   - how often the pipeline tried, and how many requests arrived;
 //   - that every request body that arrived is complete and identical to
-//     the one sent (nothing re-sent empty or cut), that a request without
-//     a key arrived at most once, and that all copies of a call share one
-//     key;
+//     the one sent (nothing re-sent empty or cut), that a request the class
+//     table does not let go again (a POST without a key unless not sent, a
+//     POST with the pipeline's key after an ambiguous failure, a body
+//     without GetBody) arrived at most once, and that all copies of a call
+//     share one key;
+//   - for a warm cell, that the first attempt went out on the warmed,
+//     reused connection;
 //   - that the caller's request was not modified;
 //   - where the server keeps its connections, that the client closed none
 //     during the call (discarded responses drained, pool not flushed);
@@ -97,7 +107,13 @@ func (c *cell) run(start startTarget) {
 	if c.kind.stageOff {
 		opts = append(opts, resilient.Without(resilient.StageIdempotencyKey))
 	}
+	if c.kind.dedup {
+		opts = append(opts, resilient.WithIdempotencyKey(resilient.IdempotencyPolicy{ServerDeduplicates: true}))
+	}
 	client := &http.Client{Transport: resilient.NewTransport(&countingTransport{base: base, tr: tr}, opts...)}
+	if c.warm {
+		warmUp(t, base, tgt.url+warmPath)
+	}
 
 	sent := payload(t.Name(), 16<<10)
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -127,6 +143,10 @@ func (c *cell) run(start startTarget) {
 	c.checkArrivals(tgt.requests(), sent)
 	if got := int(tr.attempts.Load()); got != c.want.attempts {
 		t.Errorf("attempts = %d, want %d", got, c.want.attempts)
+	}
+	if c.warm && tr.firstConn.Load() != connReused {
+		t.Errorf("the first attempt did not go out on the warmed keep-alive connection (%d): the cell tests nothing",
+			tr.firstConn.Load())
 	}
 	if tgt.handshakes != nil {
 		if got := tgt.handshakes(); got != c.want.handshakes {
@@ -187,13 +207,25 @@ func (c *cell) checkCall(resp *http.Response, err error, took time.Duration) {
 }
 
 // checkArrivals checks the requests the server received.
-func (c *cell) checkArrivals(reqs []resilienttest.Request, sent []byte) {
+func (c *cell) checkArrivals(all []resilienttest.Request, sent []byte) {
 	t, k := c.t, c.kind
+	var reqs []resilienttest.Request
+	warms := 0
+	for _, r := range all {
+		if r.URL.Path == warmPath {
+			warms++
+			continue
+		}
+		reqs = append(reqs, r)
+	}
+	if want := map[bool]int{true: 1}[c.warm]; warms != want {
+		t.Errorf("%d warm-up requests arrived, want %d", warms, want)
+	}
 	if len(reqs) != c.want.arrivals {
 		t.Errorf("the server received %d requests, want %d", len(reqs), c.want.arrivals)
 	}
-	if !k.replayable() && len(reqs) > 1 {
-		t.Errorf("a request that must be sent at most once arrived %d times", len(reqs))
+	if !mayResend(k, c.class) && len(reqs) > 1 {
+		t.Errorf("a request that may not be sent again after a %s failure arrived %d times", c.class, len(reqs))
 	}
 	want := sent
 	if k.body == noBody {
@@ -249,6 +281,26 @@ func (k reqKind) request(ctx context.Context, url string, sent []byte, tr *track
 		req.Header.Set("Idempotency-Key", callerKey)
 	}
 	return req
+}
+
+// warmUp sends a GET to url straight to base and reads its response
+// whole, which leaves the connection idle in base's pool: net/http puts it
+// back before the body's read returns io.EOF.
+func warmUp(t *testing.T, base *http.Transport, url string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("warm-up: %s, body read: %v", resp.Status, err)
+	}
 }
 
 // trickle yields its bytes a kilobyte at a time, as a stream would.

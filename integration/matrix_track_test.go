@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -25,7 +26,8 @@ const settle = 5 * time.Second
 // transport is handed (a RoundTripper must close them). It is safe for
 // concurrent use.
 type tracker struct {
-	attempts atomic.Int64 // RoundTrips that reached the base transport
+	attempts  atomic.Int64 // RoundTrips that reached the base transport
+	firstConn atomic.Int32 // the first attempt's first connection: connUnknown, connReused or connFresh
 
 	mu      sync.Mutex
 	closers map[string][]*closeFlag // guarded by mu; "conn", "response body", "request body"
@@ -131,8 +133,27 @@ type countingTransport struct {
 	tr   *tracker
 }
 
+// What the first attempt's first connection was.
+const (
+	connUnknown int32 = iota // no connection yet
+	connReused               // an idle keep-alive one from the pool
+	connFresh                // a new one
+)
+
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.tr.attempts.Add(1)
+	if c.tr.attempts.Add(1) == 1 {
+		// Only the first connection: net/http may go on to a second for
+		// the same attempt. The trace joins the pipeline's own, if any.
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) {
+				state := connFresh
+				if i.Reused {
+					state = connReused
+				}
+				c.tr.firstConn.CompareAndSwap(connUnknown, state)
+			},
+		}))
+	}
 	resp, err := c.base.RoundTrip(req)
 	if resp != nil && resp.Body != nil {
 		resp.Body = &trackedBody{r: resp.Body, flag: c.tr.add("response body"), closer: resp.Body}
