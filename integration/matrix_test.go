@@ -341,12 +341,7 @@ func faults() []fault {
 // Each keeps the design's expectation, is reported to the lead, and is
 // skipped, with the reason, unless -matrix.disagreements is set. A cell
 // leaves this list when the code is fixed.
-var disagreements = map[string]string{
-	"reset after the request on a reused conn/POST_autokey_empty": "a POST without a body and with the pipeline's key " +
-		"arrives twice in one attempt: net/http's isReplayable takes a body-less request with an Idempotency-Key for " +
-		"replayable whatever its GetBody, and re-sends it by itself on the reused connection that died after the " +
-		"server acted (httpx.WatchWrite drops GetBody only from requests with a body)",
-}
+var disagreements = map[string]string{}
 
 var runDisagreements = flag.Bool("matrix.disagreements", false,
 	"also run the fault matrix's cells where the code disagrees with DESIGN.md (they fail)")

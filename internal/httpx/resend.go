@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"io"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -152,11 +153,22 @@ func WatchWrite(req *http.Request, w *Written) *http.Request {
 		WroteRequest: func(info httptrace.WroteRequestInfo) { w.ok.Store(info.Err == nil) },
 	}
 	out := req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
-	if out.Body != nil && out.Body != http.NoBody {
-		out.GetBody = nil
+	if out.Body == nil || out.Body == http.NoBody {
+		// net/http replays a bodiless request with a key whatever
+		// GetBody says; an empty body that cannot be rewound stops it
+		// (net/http finds it empty and sends Content-Length: 0).
+		out.Body = emptyBody{}
 	}
+	out.GetBody = nil
 	return out
 }
+
+// emptyBody is a request body with nothing in it that net/http cannot
+// take for http.NoBody.
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }
 
 // ShouldRetryHint reads the server's own retry hints: x-should-retry
 // (OpenAI and others) and Stripe-Should-Retry. It returns the hint and
