@@ -67,7 +67,7 @@ func runWorkers(t *testing.T, c *http.Client, url string, n int, d, timeout, pau
 				pages = append(pages, p)
 				mu.Unlock()
 				if pause > 0 {
-					time.Sleep(pause)
+					time.Sleep(pause) // after every page
 				}
 			}
 		}()
@@ -141,7 +141,9 @@ func TestDefaultsContainASlowDependency(t *testing.T) {
 	c := fallbackClient()
 	defer c.CloseIdleConnections()
 	time.AfterFunc(onset, func() { slowFrom.Store(time.Now().UnixNano()) })
-	pages := runWorkers(t, c, srv.URL, 32, onset+slowFor+8*time.Second, time.Second, 0)
+	// A page takes a millisecond to render whatever it got: workers that
+	// spin on instant fallbacks would measure the CPU, not the defences.
+	pages := runWorkers(t, c, srv.URL, 32, onset+slowFor+8*time.Second, time.Second, time.Millisecond)
 
 	during := between(pages, onset+3*time.Second, onset+slowFor)
 	errs := count(during, func(p page) bool { return p.err != nil })

@@ -30,7 +30,8 @@ func (t *bulkheadTransport) sendLimited(req *http.Request, p *pool) (*http.Respo
 	var waitStart time.Duration
 	if !p.lim.TryAcquire() {
 		waitStart = clk.Now()
-		if !p.lim.Acquire(req.Context(), t.p.AdaptiveMaxWait) {
+		_, short := req.Context().Deadline()
+		if !p.lim.Acquire(req.Context(), t.p.AdaptiveMaxWait, short) {
 			return nil, t.rejectAdaptive(req, p, clk.Now()-waitStart)
 		}
 	}

@@ -19,16 +19,18 @@ type Settings struct {
 }
 
 // Limiter keeps the calls in flight to one host at a limit it learns, as
-// TCP's congestion control does: it doubles the limit while latency holds
-// at the baseline and calls queue for it (slow start), adds one a window
-// after that, and cuts it by 30 % in a window whose median latency is
-// Tolerance times the baseline or in which calls were dropped (ended by a
-// deadline before an answer). Overload shows as latency long before it
+// TCP's congestion control does: while calls queue for it, it doubles the
+// limit in a window whose median latency holds at the baseline (within a
+// quarter) and adds one when the latency has risen but not past
+// Tolerance times the baseline; past that, or when calls were dropped
+// (ended by a deadline before an answer), it cuts the limit by the
+// latency's excess, by 30 % to a half. Overload shows as latency long before it
 // shows as errors, so the limit finds the host's capacity without a
 // failure; a healthy burst finds the limit doubling under it.
 //
-// A call over the limit waits for a slot in order of arrival. Safe for
-// concurrent use.
+// A call over the limit waits for a slot in order of arrival, so a healthy
+// burst over a limit still learning is delayed, never refused.
+// Safe for concurrent use.
 type Limiter struct {
 	s *Settings
 
@@ -37,22 +39,22 @@ type Limiter struct {
 	waiting  atomic.Int64 // len(queue), readable without mu
 
 	// The current window.
-	hist      histogram
-	drops     atomic.Int64
-	peak      atomic.Int64 // most calls in flight, or waiting, this window
-	winStart  atomic.Int64 // clock offset
-	baseline  Baseline
-	slowStart atomic.Bool // until the first overload
+	hist     histogram
+	drops    atomic.Int64
+	peak     atomic.Int64 // most calls in flight, or waiting, this window
+	winStart atomic.Int64 // clock offset
+	baseline Baseline
+
+	overloaded atomic.Bool // an overload was seen: growth no longer doubles
 
 	mu    sync.Mutex
-	queue []chan struct{} // guarded by mu; closed when granted a slot
+	queue []chan bool // guarded by mu; receives true when granted a slot, false when turned away
 }
 
 // NewLimiter returns a limiter at s.Initial.
 func NewLimiter(s *Settings) *Limiter {
 	l := &Limiter{s: s}
 	l.limit.Store(s.Initial)
-	l.slowStart.Store(true)
 	l.winStart.Store(int64(s.Clock.Now()))
 	return l
 }
@@ -86,8 +88,11 @@ func (l *Limiter) notePeak(n int64) {
 }
 
 // Acquire waits for a slot for at most wait, and not past ctx. It returns
-// false, holding nothing, when none came.
-func (l *Limiter) Acquire(ctx context.Context, wait time.Duration) bool {
+// false, holding nothing, when none came. With short, the call is refused
+// at once when two limits' worth of calls wait already: a caller with a
+// deadline gains nothing from waiting more than a couple of rounds, it
+// would only be answered late or not at all.
+func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) bool {
 	if l.TryAcquire() {
 		return true
 	}
@@ -104,7 +109,12 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration) bool {
 		l.mu.Unlock()
 		return true
 	}
-	ready := make(chan struct{})
+	if short && int64(len(l.queue)) >= l.limit.Load() {
+		l.waiting.Add(-1)
+		l.mu.Unlock()
+		return false
+	}
+	ready := make(chan bool, 1)
 	l.queue = append(l.queue, ready)
 	l.notePeak(l.inflight.Load() + int64(len(l.queue)))
 	l.mu.Unlock()
@@ -112,8 +122,8 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration) bool {
 	timer := l.s.Clock.NewTimer(wait)
 	defer timer.Stop()
 	select {
-	case <-ready:
-		return true
+	case granted := <-ready:
+		return granted
 	case <-timer.C():
 	case <-ctx.Done():
 	}
@@ -126,7 +136,7 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration) bool {
 			return false
 		}
 	}
-	return true // granted as it gave up: the slot is its
+	return <-ready // answered as it gave up
 }
 
 // Outcome is what a call that held a slot told about the host.
@@ -162,7 +172,7 @@ func (l *Limiter) grant() bool {
 	if len(l.queue) == 0 || l.inflight.Load() > l.limit.Load() {
 		return false
 	}
-	close(l.queue[0])
+	l.queue[0] <- true
 	l.queue = l.queue[1:]
 	l.waiting.Add(-1)
 	return true
@@ -201,13 +211,22 @@ func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
 	limit := l.limit.Load()
 	switch {
 	case overloaded:
-		l.slowStart.Store(false)
-		limit = limit * 7 / 10
+		l.overloaded.Store(true)
+		// Down by the latency's excess over the tolerance, between a
+		// half and 70 %: far past it, the limit was far too high.
+		cut := 0.7
+		if base > 0 && median > 0 {
+			cut = min(max(l.s.Tolerance*float64(base)/float64(median), 0.5), 0.7)
+		}
+		limit = int64(float64(limit) * cut)
 	case answered > 0 && peak >= limit: // the limit held calls back
-		if l.slowStart.Load() {
-			limit *= 2
-		} else {
-			limit++
+		switch {
+		case base > 0 && median > base*5/4:
+			limit++ // latency rising: near the knee
+		case l.overloaded.Load():
+			limit += max(1, limit/4) // at its floor, but an overload was seen
+		default:
+			limit *= 2 // at its floor, and no overload yet: slow start
 		}
 	}
 	if answered > 0 && !overloaded {
@@ -226,7 +245,7 @@ func (l *Limiter) wake() {
 	defer l.mu.Unlock()
 	for len(l.queue) > 0 && l.inflight.Load() < l.limit.Load() {
 		l.inflight.Add(1)
-		close(l.queue[0])
+		l.queue[0] <- true
 		l.queue = l.queue[1:]
 		l.waiting.Add(-1)
 	}

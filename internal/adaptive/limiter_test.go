@@ -51,11 +51,17 @@ func TestSlowStartDoublesWhileLatencyHolds(t *testing.T) {
 func TestOverloadCutsThenAddsOne(t *testing.T) {
 	l, clk := newLimiter(8)
 	window(l, clk, 10*time.Millisecond, Answered) // baseline 10ms, limit 16
-	if got := window(l, clk, 40*time.Millisecond, Answered); got != 11 {
-		t.Fatalf("after a window at 4x the baseline: limit %d, want 16*0.7 = 11", got)
+	if got := window(l, clk, 40*time.Millisecond, Answered); got != 8 {
+		t.Fatalf("after a window at 4x the baseline: limit %d, want 16/2 = 8", got)
 	}
-	if got := window(l, clk, 10*time.Millisecond, Answered); got != 12 {
-		t.Fatalf("after a normal window past slow start: limit %d, want 12", got)
+	if got := window(l, clk, 10*time.Millisecond, Answered); got != 10 {
+		t.Fatalf("after a window at the baseline past an overload: limit %d, want 8+8/4 = 10", got)
+	}
+	if got := window(l, clk, 15*time.Millisecond, Answered); got != 11 {
+		t.Fatalf("after a window at 1.5x the baseline: limit %d, want 10+1 = 11", got)
+	}
+	if got := window(l, clk, 25*time.Millisecond, Answered); got != 7 {
+		t.Fatalf("after a window at 2.5x the baseline: limit %d, want 11*0.7 = 7", got)
 	}
 }
 
@@ -91,7 +97,7 @@ func TestWaitersGetSlotsInOrderAndGiveUp(t *testing.T) {
 	got := make(chan int, 2)
 	for i := range 2 {
 		go func() {
-			if l.Acquire(context.Background(), time.Second) {
+			if l.Acquire(context.Background(), time.Second, false) {
 				got <- i
 			} else {
 				got <- -1

@@ -2,9 +2,9 @@ package httpx
 
 import (
 	"context"
-	"io"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
