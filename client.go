@@ -1,6 +1,7 @@
 package resilient
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -60,6 +61,7 @@ type config struct {
 	bulkhead       BulkheadPolicy
 	breaker        BreakerPolicy
 	rateLimit      RateLimitPolicy
+	logger         *slog.Logger // nil: no logging
 }
 
 func defaultConfig() config {

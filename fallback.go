@@ -104,7 +104,7 @@ func (t *fallbackTransport) fallback(req *http.Request, resp *http.Response, err
 	}
 	if out != resp {
 		httpx.Discard(resp)
-		ev := telemetry.Event{Kind: telemetry.Fallback, Err: err}
+		ev := telemetry.Event{Kind: telemetry.Fallback, Err: err, Request: req}
 		if resp != nil {
 			ev.Status = resp.StatusCode
 		}

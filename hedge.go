@@ -266,7 +266,7 @@ func (c *hedgeCall) fire() {
 	if stop {
 		return
 	}
-	ev := telemetry.Event{Kind: telemetry.Hedge, Attempt: n, Delay: c.delay}
+	ev := telemetry.Event{Kind: telemetry.Hedge, Attempt: n, Delay: c.delay, Request: c.req}
 	if !c.t.p.Budget.tryRetry() {
 		c.stop()
 		ev.Kind = telemetry.BudgetExhausted

@@ -263,7 +263,7 @@ func (t *retryTransport) retry(req *http.Request, o outcome) (*http.Response, er
 		if dl, has := deadline.DeadlineOf(ctx, t.p.clock); has && clock.Add(t.p.clock.Now(), delay) >= dl {
 			return o.final(inFlight)
 		}
-		ev := telemetry.Event{Attempt: n, Delay: delay, Err: o.err}
+		ev := telemetry.Event{Attempt: n, Delay: delay, Err: o.err, Request: req}
 		if o.resp != nil {
 			ev.Status = o.resp.StatusCode
 		}
