@@ -82,7 +82,7 @@ func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			return nil, mistake
 		}
 	}
-	if req.Context().Err() != nil {
+	if req.Context().Err() != nil || noFallback(req) {
 		return resp, err
 	}
 	return t.fallback(req, resp, err)

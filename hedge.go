@@ -172,7 +172,7 @@ func (f cancelFunc) Release() { f() }
 
 func (t *hedgeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.Budget.onCall()
-	if !hedgeable(req) {
+	if !hedgeable(req) || noHedge(req) {
 		return t.next.RoundTrip(req)
 	}
 	c := &hedgeCall{t: t, req: req, winner: -1, pending: 1}
