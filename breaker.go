@@ -1,6 +1,7 @@
 package resilient
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -121,6 +122,9 @@ type BreakerPolicy struct {
 	// Telemetry is where the stage reports rejections and state changes,
 	// and its state gauge. The zero value means the global providers.
 	Telemetry Telemetry
+	// Control, if set, lets an operator hold a key's breaker open, close
+	// it, and list every breaker (see BreakerControl). Nil means none.
+	Control *BreakerControl
 
 	sink   telemetry.Sink // nil: Telemetry's
 	jitter func() float64 // in [0, 1); nil: math/rand/v2
@@ -136,14 +140,20 @@ type CircuitOpenError struct {
 	// Key is the breaker's key: Authority, unless BreakerPolicy.Key is set.
 	Key string
 	// ProbeIn is the time until the breaker lets a probe through; zero
-	// when it is half-open and its probes are in flight.
+	// when it is half-open and its probes are in flight, or isolated.
 	ProbeIn time.Duration
+	// Isolated is set when a BreakerControl holds the breaker open: no
+	// probe goes until its Reset.
+	Isolated bool
 }
 
 func (e *CircuitOpenError) Error() string {
 	msg := "resilient: circuit open for " + e.Authority
 	if e.Key != e.Authority {
 		msg += " (breaker " + strconv.Quote(e.Key) + ")"
+	}
+	if e.Isolated {
+		return msg + ", isolated by an operator"
 	}
 	if e.ProbeIn > 0 {
 		return msg + ", next probe in " + e.ProbeIn.Round(time.Millisecond).String()
@@ -190,6 +200,9 @@ func CircuitBreaker(p BreakerPolicy) Middleware {
 			Idle: func(b *keyedBreaker) bool { return b.State() == breaker.Closed },
 		})
 		telemetry.RegisterWeakGauge(p.Telemetry.MeterProvider, telemetry.BreakerStateGauge, t)
+		if p.Control != nil {
+			p.Control.attach(t)
+		}
 		return t
 	}
 }
@@ -264,7 +277,11 @@ type keyedBreaker struct {
 }
 
 func (t *breakerTransport) newBreaker(k compartmentKey) *keyedBreaker {
-	return &keyedBreaker{Breaker: breaker.New(&t.settings, t.p.jitter()*0.1), key: k.String()}
+	b := &keyedBreaker{Breaker: breaker.New(&t.settings, t.p.jitter()*0.1), key: k.String()}
+	if c := t.p.Control; c != nil && c.isolatedKey(b.key) {
+		b.Isolate() // isolated before it was made, or evicted while isolated
+	}
+	return b
 }
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -335,6 +352,9 @@ func (t *breakerTransport) slowAfter(b *keyedBreaker) time.Duration {
 func (t *breakerTransport) reject(req *http.Request, b *keyedBreaker, wait time.Duration) error {
 	httpx.CloseRequestBody(req)
 	e := &CircuitOpenError{Authority: b.key, Key: b.key, ProbeIn: wait}
+	if b.Isolated() {
+		e.Isolated, e.ProbeIn = true, 0
+	}
 	if t.p.Key != nil {
 		e.Authority = httpx.AuthorityOf(req).String()
 	}
@@ -349,10 +369,13 @@ func (t *breakerTransport) reject(req *http.Request, b *keyedBreaker, wait time.
 
 // flush delivers b's state changes, if any, with no lock held.
 func (t *breakerTransport) flush(req *http.Request, b *keyedBreaker) {
-	if !b.Pending() {
-		return
+	if b.Pending() {
+		t.flushCtx(req.Context(), b)
 	}
-	ctx := req.Context()
+}
+
+// flushCtx is flush for a change with no request behind it (an operator's).
+func (t *breakerTransport) flushCtx(ctx context.Context, b *keyedBreaker) {
 	b.Flush(func(c breaker.Change) {
 		from, to := State(c.From), State(c.To)
 		telemetry.Emit(ctx, t.p.sink, telemetry.Event{

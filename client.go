@@ -1,6 +1,7 @@
 package resilient
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -60,6 +61,7 @@ type config struct {
 	bulkhead       BulkheadPolicy
 	breaker        BreakerPolicy
 	rateLimit      RateLimitPolicy
+	logger         *slog.Logger // nil: no logging
 }
 
 func defaultConfig() config {
@@ -158,7 +160,7 @@ func (c *config) stages() []Middleware {
 	add(StageIdempotencyKey, func() Middleware { return IdempotencyKey(c.idempotency) })
 	fused := c.fuseTotalIntoRetry()
 	if !fused {
-		add(StageTotalTimeout, func() Middleware { return Timeout(c.totalTimeout) })
+		add(StageTotalTimeout, func() Middleware { return timeoutStage(c.totalTimeout, callTotal) })
 	}
 	add(StageRetry, func() Middleware {
 		p := c.retry
@@ -191,7 +193,7 @@ func (c *config) stages() []Middleware {
 		p.Telemetry = tel
 		return CircuitBreaker(p)
 	})
-	add(StageAttemptTimeout, func() Middleware { return Timeout(c.attemptTimeout) })
+	add(StageAttemptTimeout, func() Middleware { return timeoutStage(c.attemptTimeout, callAttempt) })
 	add(StageTracing, func() Middleware { return Tracing(tel.TracingPolicy()) })
 	return s
 }

@@ -87,7 +87,7 @@ func (t *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			return nil, mistake
 		}
 	}
-	if req.Context().Err() != nil {
+	if req.Context().Err() != nil || noFallback(req) {
 		return resp, err
 	}
 	return t.fallback(req, resp, err)
@@ -141,7 +141,7 @@ func (t *fallbackTransport) fallback(req *http.Request, resp *http.Response, err
 	}
 	if out != resp {
 		httpx.Discard(resp)
-		ev := telemetry.Event{Kind: telemetry.Fallback, Err: err}
+		ev := telemetry.Event{Kind: telemetry.Fallback, Err: err, Request: req}
 		if resp != nil {
 			ev.Status = resp.StatusCode
 		}

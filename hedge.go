@@ -172,7 +172,7 @@ func (f cancelFunc) Release() { f() }
 
 func (t *hedgeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.p.Budget.onCall()
-	if !hedgeable(req) {
+	if !hedgeable(req) || noHedge(req) {
 		return t.next.RoundTrip(req)
 	}
 	c := &hedgeCall{t: t, req: req, winner: -1, pending: 1}
@@ -266,7 +266,7 @@ func (c *hedgeCall) fire() {
 	if stop {
 		return
 	}
-	ev := telemetry.Event{Kind: telemetry.Hedge, Attempt: n, Delay: c.delay}
+	ev := telemetry.Event{Kind: telemetry.Hedge, Attempt: n, Delay: c.delay, Request: c.req}
 	if !c.t.p.Budget.tryRetry() {
 		c.stop()
 		ev.Kind = telemetry.BudgetExhausted

@@ -114,7 +114,7 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 
 // telemetry is what the standard pipeline hands to each of its stages.
 func (c *config) telemetry() Telemetry {
-	return Telemetry{TracerProvider: c.tracerProvider, MeterProvider: c.meterProvider, Propagator: c.propagator}
+	return Telemetry{TracerProvider: c.tracerProvider, MeterProvider: c.meterProvider, Propagator: c.propagator, Logger: c.logger}
 }
 
 type tracingTransport struct {

@@ -141,7 +141,7 @@ func retryStage(p RetryPolicy, total time.Duration) Middleware {
 		next = httpx.OrDefault(next)
 		if p.MaxAttempts == 1 {
 			if total > 0 {
-				return Timeout(total)(next)
+				return timeoutStage(total, callTotal)(next)
 			}
 			return next
 		}
@@ -181,6 +181,13 @@ type retryTransport struct {
 var _ http.RoundTripper = (*retryTransport)(nil)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p := callPolicyOf(req.Context()); p != nil {
+		return t.roundTripCall(req, p)
+	}
+	return t.roundTrip(req)
+}
+
+func (t *retryTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	start := t.p.clock.Now() // for the budget and the total deadline alike
 	t.p.Budget.onCallAt(start)
 	req = httpx.GuardBody(req)
@@ -263,7 +270,7 @@ func (t *retryTransport) retry(req *http.Request, o outcome) (*http.Response, er
 		if dl, has := deadline.DeadlineOf(ctx, t.p.clock); has && clock.Add(t.p.clock.Now(), delay) >= dl {
 			return o.final(inFlight)
 		}
-		ev := telemetry.Event{Attempt: n, Delay: delay, Err: o.err}
+		ev := telemetry.Event{Attempt: n, Delay: delay, Err: o.err, Request: req}
 		if o.resp != nil {
 			ev.Status = o.resp.StatusCode
 		}

@@ -1,6 +1,8 @@
 package resilient
 
 import (
+	"log/slog"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -10,8 +12,8 @@ import (
 
 // Telemetry is where stages report what they decide (retries, rejections,
 // hedges, fallbacks, breaker states, slots in use): the OpenTelemetry
-// providers of one pipeline. The zero value means the global providers and
-// propagator.
+// providers of one pipeline, and a logger. The zero value means the global
+// providers and propagator, and no logging.
 //
 // NewClient and NewTransport hand theirs (set with WithTracerProvider,
 // WithMeterProvider and WithPropagator) to every stage. A pipeline built
@@ -34,18 +36,27 @@ type Telemetry struct {
 	// Propagator injects trace context into each attempt. Nil means the
 	// global propagator.
 	Propagator propagation.TextMapPropagator
+	// Logger, if set, logs every decision the stages report (see
+	// WithLogger). Nil means no logging.
+	Logger *slog.Logger
 }
 
 // TracingPolicy is the Tracing stage's policy for these providers.
 func (t Telemetry) TracingPolicy() TracingPolicy {
-	return TracingPolicy(t)
+	return TracingPolicy{TracerProvider: t.TracerProvider, MeterProvider: t.MeterProvider, Propagator: t.Propagator}
 }
 
 // sink is where a stage built with t reports: nil (the global default sink)
-// when no MeterProvider is set, else counters on t's.
+// when neither a MeterProvider nor a Logger is set, else counters on t's
+// provider, and the logger in front of them. Built once per stage, so the
+// logger costs the happy path nothing: stages emit only off it.
 func (t Telemetry) sink() telemetry.Sink {
-	if t.MeterProvider == nil {
-		return nil
+	var s telemetry.Sink
+	if t.MeterProvider != nil {
+		s = telemetry.NewSink(t.MeterProvider)
 	}
-	return telemetry.NewSink(t.MeterProvider)
+	if t.Logger != nil {
+		s = telemetry.NewLogSink(t.Logger, s)
+	}
+	return s
 }

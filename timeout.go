@@ -40,17 +40,19 @@ type timeoutTransport struct {
 	next  http.RoundTripper
 	d     time.Duration
 	clock clock.Clock
+	call  callTimeout // which CallPolicy timeout replaces d; zero: none
 }
 
 var _ http.RoundTripper = (*timeoutTransport)(nil)
 
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	end := clock.Add(t.clock.Now(), t.d)
+	d := t.timeout(req)
+	end := clock.Add(t.clock.Now(), d)
 	if pd, ok := deadline.DeadlineOf(req.Context(), t.clock); ok && end >= pd {
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}
-	return bounded.Run(req, end, t.d, t.clock, timedOut, t.next.RoundTrip)
+	return bounded.Run(req, end, d, t.clock, timedOut, t.next.RoundTrip)
 }
 
 // timedOut is the error of a call whose Timeout passed. An inner timeout

@@ -43,4 +43,27 @@
 // HangFault's Abandoned counts the held requests whose client gave up, for
 // tests that a timeout or a hedge really let go; and the Transport's
 // OpenBodies counts response bodies not yet closed, a leak check.
+//
+// # Time without sleeps
+//
+// Breaker timeouts, Retry-After waits and backoffs are tested on fake
+// time with testing/synctest rather than real sleeps: inside
+// synctest.Test, time.Now, time.Sleep and every timer the stages start are
+// fake, and time jumps ahead whenever all of the bubble's goroutines are
+// blocked. A 30 s Retry-After then takes no real time and is exactly 30 s
+// of fake time; time.Sleep(11 * time.Second) walks a breaker past a 10 s
+// OpenTimeout at once. Use the in-memory Transport inside a bubble: a
+// Server's sockets are not "blocked" in synctest's sense, so time would
+// not move while a call waits on one. synctest_test.go in this package
+// runs both patterns against the library's own stages:
+//
+//	synctest.Test(t, func(t *testing.T) {
+//		tr := resilienttest.NewTransport(
+//			resilienttest.OnRequests(1, 1, resilienttest.RetryAfter(30*time.Second), resilienttest.Status(503)),
+//			resilienttest.Respond(200, "ok"))
+//		client := &http.Client{Transport: resilient.NewTransport(tr)}
+//		start := time.Now()
+//		resp, err := client.Get("http://api.test/")
+//		// time.Since(start) == 30*time.Second
+//	})
 package resilienttest

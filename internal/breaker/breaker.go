@@ -81,7 +81,7 @@ type Breaker struct {
 	mu         sync.Mutex
 	issued     int64         // guarded by mu: probes let through in this half-open state
 	succeeded  int64         // guarded by mu: probes that succeeded
-	isolated   bool          // guarded by mu: held open by Isolate until Reset
+	isolated   atomic.Bool   // held open by Isolate until Reset; written under mu, read on refusals without it
 	openFor    time.Duration // guarded by mu: the last open wait
 	queue      []Change      // guarded by mu
 	delivering bool          // guarded by mu
@@ -122,7 +122,7 @@ func (b *Breaker) allowSlow() (Ticket, time.Duration, bool) {
 	case Closed:
 		return Ticket(w), 0, true
 	case Open:
-		if b.isolated {
+		if b.isolated.Load() {
 			return 0, 0, false
 		}
 		if wait := time.Duration(b.openUntil.Load()) - b.s.Clock.Now(); wait > 0 {
@@ -219,7 +219,7 @@ func (b *Breaker) setLocked(st State) uint64 {
 // Isolate holds the breaker open until Reset: no probe goes.
 func (b *Breaker) Isolate() {
 	b.mu.Lock()
-	b.isolated = true
+	b.isolated.Store(true)
 	b.setLocked(Open)
 	b.openUntil.Store(math.MaxInt64)
 	b.mu.Unlock()
@@ -228,10 +228,14 @@ func (b *Breaker) Isolate() {
 // Reset closes the breaker and clears its counts, ending an Isolate.
 func (b *Breaker) Reset() {
 	b.mu.Lock()
-	b.isolated = false
+	b.isolated.Store(false)
 	b.setLocked(Closed)
 	b.mu.Unlock()
 }
+
+// Isolated reports whether Isolate holds the breaker open. It takes no
+// lock, so a refusal can say why without a convoy on the mutex.
+func (b *Breaker) Isolated() bool { return b.isolated.Load() }
 
 // Pending reports whether changes wait for Flush: one atomic load, so
 // callers check it after Allow and Done at no cost.
@@ -283,12 +287,12 @@ func (b *Breaker) Snapshot() Snapshot {
 	now := b.s.Clock.Now()
 	s := Snapshot{
 		State:               State(b.word.Load() & 3),
-		Isolated:            b.isolated,
+		Isolated:            b.isolated.Load(),
 		ConsecutiveFailures: b.consecutive.Load(),
 		Failures:            b.failures.Sum(int64(now)),
 		Successes:           b.successes.Sum(int64(now)),
 	}
-	if s.State == Open && !b.isolated {
+	if s.State == Open && !s.Isolated {
 		s.ProbeIn = time.Duration(b.openUntil.Load()) - now
 		if s.ProbeIn <= 0 {
 			s.State, s.ProbeIn = HalfOpen, 0

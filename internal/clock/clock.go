@@ -39,11 +39,23 @@ type Timer interface {
 // that carry one are measured on the monotonic clock.
 var origin = time.Now()
 
-// Now is Real's Now: the time since the origin on the monotonic clock.
-func Now() time.Duration { return time.Since(origin) }
+// bias is added to every offset: 2^62 ns, about 146 years. Inside a
+// testing/synctest bubble time.Now starts at 2000-01-01, decades before the
+// origin taken at init, and offsets that went negative there broke the
+// stages' arithmetic (a rolling counter indexed a bucket at -3; zero as
+// "unset" read as the future). With the bias they stay positive for any
+// origin after 1854, with 146 years of room left below MaxInt64.
+const bias = time.Duration(1 << 62)
 
-// Origin is the wall and monotonic reading offsets count from.
+// Now is Real's Now: the time since the origin on the monotonic clock,
+// plus bias.
+func Now() time.Duration { return time.Since(origin) + bias }
+
+// Origin is the wall and monotonic reading offsets count from (less bias).
 func Origin() time.Time { return origin }
+
+// Since is t as an offset comparable with Now.
+func Since(t time.Time) time.Duration { return t.Sub(origin) + bias }
 
 // Or returns c, or Real when c is nil.
 func Or(c Clock) Clock {
@@ -58,7 +70,7 @@ var Real Clock = realClock{}
 
 type realClock struct{}
 
-func (realClock) Now() time.Duration { return time.Since(origin) }
+func (realClock) Now() time.Duration { return Now() }
 func (realClock) Wall() time.Time    { return time.Now() }
 
 func (realClock) AfterFunc(d time.Duration, f func()) Timer {

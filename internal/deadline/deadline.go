@@ -31,7 +31,7 @@ func Offset(t time.Time) time.Duration {
 		}
 		return clock.Now() + u
 	}
-	return t.Sub(clock.Origin())
+	return clock.Since(t)
 }
 
 // Context is a context.Context that ends at a deadline, when its parent

@@ -5,6 +5,7 @@ package telemetry
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -64,6 +65,10 @@ type Event struct {
 	Err       error         // the error that caused it, if any
 	Authority string        // scheme://host:port, for breaker, bulkhead and rate limit
 	From, To  string        // breaker states, for BreakerStateChange
+	// Request is the call the decision was about, where the stage has it
+	// (retries, hedges, fallbacks): the log sink names its method,
+	// redacted URL and authority. Span events and counters ignore it.
+	Request *http.Request
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.
