@@ -95,6 +95,11 @@ type BreakerPolicy struct {
 	// MaxKeys bounds the number of breakers kept; idle closed breakers are
 	// forgotten first. Zero means 1024.
 	MaxKeys int
+	// Fleet, if set, shares breakers with the other processes of a fleet
+	// (see Fleet): a key the fleet has found dead is held open here too,
+	// and one process in the fleet probes it. Nil means this process
+	// alone.
+	Fleet Fleet
 	// Telemetry is where the stage reports rejections and state changes,
 	// and its state gauge. The zero value means the global providers.
 	Telemetry Telemetry
@@ -230,7 +235,8 @@ var _ http.RoundTripper = (*breakerTransport)(nil)
 // keyedBreaker is one key's breaker and the name users see it by.
 type keyedBreaker struct {
 	*breaker.Breaker
-	key string
+	key   string
+	fleet fleetLink // used only with a Fleet
 }
 
 func (t *breakerTransport) newBreaker(k compartmentKey) *keyedBreaker {
@@ -240,7 +246,13 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *keyedBreaker {
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := lookup(t.reg, t.p.Key, req)
+	if t.p.Fleet != nil {
+		t.fleetSync(b)
+	}
 	ticket, wait, ok := b.Allow()
+	if ok && ticket.Probe() && t.p.Fleet != nil {
+		wait, ok = t.fleetProbe(req, b, ticket)
+	}
 	if !ok {
 		t.flush(req, b)
 		return nil, t.reject(req, b, wait)
@@ -259,6 +271,9 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err, outcome = t.outcome(req, resp, err)
 	reported = true
 	b.Done(ticket, outcome)
+	if t.p.Fleet != nil {
+		t.fleetDone(b, ticket, outcome)
+	}
 	t.flush(req, b)
 	return resp, err
 }
