@@ -22,8 +22,14 @@ import (
 
 // TestMain fails the package if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
+	// go-redis logs every refused dial; the outage test makes many.
+	redis.SetLogger(quiet{})
 	goleak.VerifyTestMain(m)
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 // redisServer is a real redis-server on a free loopback port, without
 // persistence, stopped when the test ends.
