@@ -3,6 +3,7 @@ package redisfleet_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,21 +30,33 @@ func TestFleetRedisOutage(t *testing.T) {
 		fleet[i] = newInstance(t, s, opts, nil, stages...)
 	}
 	ctx := t.Context()
+	// The calls go on in their own goroutine; Redis hangs after 50 and
+	// dies after 100, or after 2 s if the calls are stuck on it.
+	var done atomic.Int64
 	var slowest time.Duration
-	for i := range 200 {
-		switch i {
-		case 50:
-			s.freeze(true)
-		case 100:
-			s.freeze(false)
-			s.kill()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i := range 200 {
+			start := time.Now()
+			if err := fleet[i%len(fleet)].call(ctx, dep.URL); err != nil {
+				t.Errorf("call %d with Redis %s: %v", i, [...]string{"up", "hung", "dead", "dead"}[i/50], err)
+			}
+			slowest = max(slowest, time.Since(start))
+			done.Add(1)
 		}
-		start := time.Now()
-		if err := fleet[i%len(fleet)].call(ctx, dep.URL); err != nil {
-			t.Errorf("call %d with Redis %s: %v", i, [...]string{"up", "hung", "dead", "dead"}[i/50], err)
+	}()
+	waitCalls := func(n int64, limit time.Duration) {
+		for deadline := time.Now().Add(limit); done.Load() < n && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
 		}
-		slowest = max(slowest, time.Since(start))
 	}
+	waitCalls(50, 10*time.Second)
+	s.freeze(true)
+	waitCalls(100, 2*time.Second)
+	s.freeze(false)
+	s.kill()
+	<-finished
 	t.Logf("200 calls through a Redis outage: slowest %v", slowest.Round(time.Millisecond))
 	if slowest >= 300*time.Millisecond {
 		t.Errorf("slowest call %v; want under 300ms", slowest)
