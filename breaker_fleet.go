@@ -33,8 +33,12 @@ func (t *breakerTransport) fleetLearn(b *keyedBreaker, epoch uint64) {
 	now := t.settings.Clock.Now()
 	switch {
 	case open:
-		b.fleet.held.Store(true)
-		b.HoldOpen(clock.Add(now, probeIn))
+		// A probe already due is the probe lock's to time: a process
+		// that was refused the lock keeps the wait the lock gave it,
+		// rather than asking again on every push.
+		if wasHeld := b.fleet.held.Swap(true); probeIn > 0 || !wasHeld {
+			b.HoldOpen(clock.Add(now, probeIn))
+		}
 	case b.fleet.held.Swap(false):
 		// The fleet's probe succeeded: this process probes for itself at
 		// once rather than waiting out an interval the fleet has ended.
