@@ -113,4 +113,3 @@ func TestFleetCommandsPerHealthyCall(t *testing.T) {
 		t.Errorf("%.3f Redis commands a healthy call; want at most 0.05", float64(sent)/calls)
 	}
 }
-
