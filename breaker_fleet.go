@@ -49,15 +49,21 @@ func (t *breakerTransport) fleetLearn(b *keyedBreaker, epoch uint64) {
 // fleetProbe decides whether a local probe may go. While the fleet holds
 // the key open only the process that takes the fleet's probe lock sends
 // it; the others stay open until the result is pushed (or the lock
-// lapses). A store that is away leaves the probe to this process.
+// lapses). A store that does not answer gets asked again a quarter
+// interval later rather than every process probing at once (a slow store
+// is not an away one); if it stays away, the fleet's verdict lapses and
+// this process probes on its own.
 func (t *breakerTransport) fleetProbe(req *http.Request, b *keyedBreaker, ticket breaker.Ticket) (time.Duration, bool) {
 	if _, open := t.p.Fleet.BreakerOpen(b.key); !open {
 		return 0, true
 	}
 	wait, ok, err := t.p.Fleet.AcquireProbe(req.Context(), b.key, t.p.OpenTimeout)
-	if err != nil || ok {
-		b.fleet.probe.Store(ok)
+	if ok {
+		b.fleet.probe.Store(true)
 		return 0, true
+	}
+	if err != nil {
+		wait = t.p.OpenTimeout / 4
 	}
 	b.Done(ticket, breaker.Ignored)
 	b.HoldOpen(clock.Add(t.settings.Clock.Now(), wait))

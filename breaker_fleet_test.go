@@ -159,8 +159,8 @@ func TestBreakerFleetReleased(t *testing.T) {
 
 // TestBreakerFleetReports: failures are reported with the breaker's
 // numbers and whether a success came just before; successes are not
-// reported at all, and a store that refuses the lock leaves the probe to
-// this process.
+// reported at all; a store that does not answer is asked again later, and
+// once the fleet's verdict lapses this process probes on its own.
 func TestBreakerFleetReports(t *testing.T) {
 	f := &scriptFleet{}
 	call, tr, clk := fleetBreaker(t, f, 503, 200, 200, 503, 503, 503, 503)
@@ -182,6 +182,12 @@ func TestBreakerFleetReports(t *testing.T) {
 	f.setOpen("http://api.test:80", 0, true)
 	f.probeErr = errors.New("store away")
 	clk.Advance(time.Minute)
+	var coe *resilient.CircuitOpenError
+	if err := call(); !errors.As(err, &coe) || coe.ProbeIn != 250*time.Millisecond {
+		t.Fatalf("store silent while the fleet holds the key: %v; want open, asked again in a quarter interval", err)
+	}
+	f.setOpen("http://api.test:80", 0, false) // the verdict lapsed
+	clk.Advance(250 * time.Millisecond)
 	_ = call()
 	if tr.Count() != 7 || len(f.results) != 0 {
 		t.Errorf("host saw %d, results %v; want the local probe sent, nothing reported", tr.Count(), f.results)
