@@ -119,6 +119,11 @@ type BreakerPolicy struct {
 	// MaxKeys bounds the number of breakers kept; idle closed breakers are
 	// forgotten first. Zero means 1024.
 	MaxKeys int
+	// Fleet, if set, shares breakers with the other processes of a fleet
+	// (see Fleet): a key the fleet has found dead is held open here too,
+	// and one process in the fleet probes it. Nil means this process
+	// alone.
+	Fleet Fleet
 	// Telemetry is where the stage reports rejections and state changes,
 	// and its state gauge. The zero value means the global providers.
 	Telemetry Telemetry
@@ -274,6 +279,7 @@ type keyedBreaker struct {
 	*breaker.Breaker
 	key     string
 	latency adaptive.Tracker
+	fleet   fleetLink // used only with a Fleet
 }
 
 func (t *breakerTransport) newBreaker(k compartmentKey) *keyedBreaker {
@@ -286,7 +292,13 @@ func (t *breakerTransport) newBreaker(k compartmentKey) *keyedBreaker {
 
 func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := lookup(t.reg, t.p.Key, req)
+	if t.p.Fleet != nil {
+		t.fleetSync(b)
+	}
 	ticket, wait, ok := b.Allow()
+	if ok && ticket.Probe() && t.p.Fleet != nil {
+		wait, ok = t.fleetProbe(req, b, ticket)
+	}
 	if !ok {
 		t.flush(req, b)
 		return nil, t.reject(req, b, wait)
@@ -308,6 +320,9 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err, outcome = t.outcome(req, b, resp, err, end-start, end)
 	reported = true
 	b.Done(ticket, outcome, end)
+	if t.p.Fleet != nil {
+		t.fleetDone(b, ticket, outcome)
+	}
 	t.flush(req, b)
 	return resp, err
 }

@@ -300,11 +300,12 @@ func TestRateLimitCustomKey(t *testing.T) {
 
 // fakeFleet answers TakeRate from a script and records its calls.
 type fakeFleet struct {
-	mu    sync.Mutex
-	calls []string
-	wait  time.Duration
-	ok    bool
-	err   error
+	scriptFleet // no breaker verdicts
+	mu          sync.Mutex
+	calls       []string
+	wait        time.Duration
+	ok          bool
+	err         error
 }
 
 func (f *fakeFleet) TakeRate(_ context.Context, key string, rate float64, burst int, maxWait time.Duration) (time.Duration, bool, error) {

@@ -64,6 +64,9 @@ type Ticket uint64
 
 func (t Ticket) state() State { return State(t & 3) }
 
+// Probe reports whether the ticket is a half-open probe's.
+func (t Ticket) Probe() bool { return t.state() == HalfOpen }
+
 // Breaker is one key's circuit breaker. Safe for concurrent use.
 type Breaker struct {
 	s      *Settings
@@ -223,6 +226,26 @@ func (b *Breaker) Isolate() {
 	b.setLocked(Open)
 	b.openUntil.Store(math.MaxInt64)
 	b.mu.Unlock()
+}
+
+// HoldOpen holds the breaker open until the clock offset until: a fleet
+// that holds the key open tells each process when the fleet's probe is
+// due. A closed or half-open breaker opens (a probe in flight is dropped);
+// an open one moves its probe time, earlier too, so an until already past
+// lets a probe go at once. An isolated breaker stays as it is.
+func (b *Breaker) HoldOpen(until time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.isolated.Load() {
+		return
+	}
+	if State(b.word.Load()&3) != Open {
+		if until <= b.s.Clock.Now() {
+			return // nothing to hold
+		}
+		b.setLocked(Open)
+	}
+	b.openUntil.Store(int64(until))
 }
 
 // Reset closes the breaker and clears its counts, ending an Isolate.
