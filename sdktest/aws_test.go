@@ -58,7 +58,6 @@ func awsSDK() sdk {
 		// as each SDK attempt is a new call to the pipeline.
 		ownKey:     "Amz-Sdk-Invocation-Id",
 		sdkRetries: true,
-		writePath:  "/",
 		write: func(ctx context.Context, u string, rt http.RoundTripper) error {
 			return dynamoPut(ctx, dynamoClient(u, rt, 3))
 		},

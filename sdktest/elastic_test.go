@@ -59,8 +59,7 @@ func esIndex(ctx context.Context, c *elasticsearch.Client, body io.Reader) error
 
 func elasticSDK() sdk {
 	return sdk{
-		name:      "go-elasticsearch",
-		writePath: "/idx/_doc",
+		name: "go-elasticsearch",
 		write: func(ctx context.Context, u string, rt http.RoundTripper) error {
 			return esIndex(ctx, esClient(u, rt), strings.NewReader(`{"title":"flaky"}`))
 		},

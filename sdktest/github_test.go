@@ -25,8 +25,7 @@ func githubClient(u string, rt http.RoundTripper) *github.Client {
 
 func githubSDK() sdk {
 	return sdk{
-		name:      "go-github",
-		writePath: "/repos/o/r/issues",
+		name: "go-github",
 		write: func(ctx context.Context, u string, rt http.RoundTripper) error {
 			_, _, err := githubClient(u, rt).Issues.Create(ctx, "o", "r", &github.IssueRequest{Title: github.Ptr("flaky")})
 			return err

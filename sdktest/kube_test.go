@@ -48,8 +48,7 @@ func kubeCreate(ctx context.Context, c typedcorev1.CoreV1Interface) error {
 
 func kubeSDK() sdk {
 	return sdk{
-		name:      "client-go",
-		writePath: "/api/v1/namespaces/ns/configmaps",
+		name: "client-go",
 		write: func(ctx context.Context, u string, rt http.RoundTripper) error {
 			return kubeCreate(ctx, kubeClient(u, rt))
 		},

@@ -24,8 +24,7 @@ func openaiClient(u string, rt http.RoundTripper) openai.Client {
 
 func openaiSDK() sdk {
 	return sdk{
-		name:      "openai-go",
-		writePath: "/embeddings",
+		name: "openai-go",
 		write: func(ctx context.Context, u string, rt http.RoundTripper) error {
 			c := openaiClient(u, rt)
 			_, err := c.Embeddings.New(ctx, openai.EmbeddingNewParams{

@@ -23,10 +23,9 @@ type sdk struct {
 	// sdkRetries: the SDK's retry layer is the one kept and ours is off
 	// (MaxAttempts 1); otherwise the SDK's is off and ours is kept.
 	sdkRetries bool
-	writePath  string
 	write      func(ctx context.Context, u string, rt http.RoundTripper) error
 	read       func(ctx context.Context, u string, rt http.RoundTripper) error // nil: none tested
-	ok         []resilienttest.Fault                                          // the answer when the script does not fail
+	ok         []resilienttest.Fault                                           // the answer when the script does not fail
 }
 
 func sdks() []sdk {

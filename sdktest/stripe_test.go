@@ -31,9 +31,8 @@ const stripeCustomer = `{"id":"cus_1","object":"customer","email":"a@example.com
 
 func stripeSDK() sdk {
 	return sdk{
-		name:      "stripe-go",
-		ownKey:    "Idempotency-Key",
-		writePath: "/v1/customers",
+		name:   "stripe-go",
+		ownKey: "Idempotency-Key",
 		write: func(ctx context.Context, u string, rt http.RoundTripper) error {
 			c, err := stripeClient(u, rt).V1Customers.Create(ctx, &stripe.CustomerCreateParams{Email: stripe.String("a@example.com")})
 			if err == nil && c.ID != "cus_1" {
