@@ -41,7 +41,10 @@ func (s sdk) keyHeader() string {
 
 func (s sdk) opts(more ...resilient.Option) []resilient.Option {
 	if s.sdkRetries {
-		more = append([]resilient.Option{resilient.WithRetry(fastRetry(1))}, more...)
+		// Our retries off; the host's cool-down after a 429 waits rather
+		// than refuses, since the SDK retries at once, Retry-After or not.
+		more = append([]resilient.Option{resilient.WithRetry(fastRetry(1)),
+			resilient.WithRateLimit(resilient.RateLimitPolicy{MaxWait: 5 * time.Second})}, more...)
 	}
 	return more
 }
