@@ -317,7 +317,7 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := httpx.Settle(t.next.RoundTrip(req))
 	end := clk.Now()
 	var outcome breaker.Outcome
-	resp, err, outcome = t.outcome(req, b, resp, err, end-start, end)
+	resp, outcome, err = t.outcome(req, b, resp, err, end-start, end)
 	reported = true
 	b.Done(ticket, outcome, end)
 	if t.p.Fleet != nil {
@@ -329,10 +329,10 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 // outcome classifies a call that took took, for the breaker, and names a
 // caller's mistake.
-func (t *breakerTransport) outcome(req *http.Request, b *keyedBreaker, resp *http.Response, err error, took, now time.Duration) (*http.Response, error, breaker.Outcome) {
+func (t *breakerTransport) outcome(req *http.Request, b *keyedBreaker, resp *http.Response, err error, took, now time.Duration) (*http.Response, breaker.Outcome, error) {
 	if err != nil {
 		if mistake, ok := asRequestError(req, err); ok {
-			return nil, mistake, breaker.Ignored
+			return nil, breaker.Ignored, mistake
 		}
 	} else {
 		b.latency.Add(took, now)
@@ -343,17 +343,17 @@ func (t *breakerTransport) outcome(req *http.Request, b *keyedBreaker, resp *htt
 	}
 	if !t.p.IsFailure(resp, err) {
 		if slow {
-			return resp, err, breaker.Failure
+			return resp, breaker.Failure, err
 		}
-		return resp, err, breaker.Success
+		return resp, breaker.Success, err
 	}
 	if !slow && req.Context().Err() != nil {
 		// The caller gave up, by cancel or deadline, before the call was
 		// slow for this host: that says nothing about the host. Checked
 		// only for failures: it reads the clock.
-		return resp, err, breaker.Ignored
+		return resp, breaker.Ignored, err
 	}
-	return resp, err, breaker.Failure
+	return resp, breaker.Failure, err
 }
 
 // slowAfter is how long a call to b's host may take before it is slow.

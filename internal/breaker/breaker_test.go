@@ -84,7 +84,7 @@ func TestIgnoredOutcomesNeitherCountNorBreakTheRun(t *testing.T) {
 }
 
 func TestFailureRatioOverWindow(t *testing.T) {
-	b, clk, _ := newBreaker(t, func(s *Settings) { s.ConsecutiveFailures = 1000; s.MinRequests = 10 })
+	b, _, _ := newBreaker(t, func(s *Settings) { s.ConsecutiveFailures = 1000; s.MinRequests = 10 })
 	// 5 successes and 5 failures alternating: 50 % of 10 calls.
 	for i := range 10 {
 		o := Success
@@ -97,7 +97,7 @@ func TestFailureRatioOverWindow(t *testing.T) {
 		t.Fatalf("50%% failures over 10 calls: state %v, want open", b.State())
 	}
 	// The same mix spread over more than the window never trips.
-	b, clk, _ = newBreaker(t, func(s *Settings) { s.ConsecutiveFailures = 1000; s.MinRequests = 10 })
+	b, clk, _ := newBreaker(t, func(s *Settings) { s.ConsecutiveFailures = 1000; s.MinRequests = 10 })
 	for i := range 40 {
 		o := Success
 		if i%2 == 1 {
