@@ -18,13 +18,12 @@ import (
 // config is one scenario. The load is open: Rate calls arrive every second
 // whatever happened to the earlier ones, as users do.
 type config struct {
-	Rate        int           // product-page calls per second
-	Healthy     time.Duration // recommendations answers normally for this long,
-	Sick        time.Duration // then its query hangs for this long,
-	Recovered   time.Duration // then it answers normally again.
-	Patience    time.Duration // a user gives up on a product page after this long
-	Tick        time.Duration // the chart has one line per Tick
-	BreakerOpen time.Duration // the resilient client's BreakerPolicy.OpenTimeout
+	Rate      int           // product-page calls per second
+	Healthy   time.Duration // recommendations answers normally for this long,
+	Sick      time.Duration // then its query hangs for this long,
+	Recovered time.Duration // then it answers normally again.
+	Patience  time.Duration // a user gives up on a product page after this long
+	Tick      time.Duration // the chart has one line per Tick
 }
 
 func (c config) length() time.Duration { return c.Healthy + c.Sick + c.Recovered }
@@ -37,33 +36,22 @@ func (c config) perTick() int { return int(int64(c.Tick) * int64(c.Rate) / int64
 
 func (c config) validate() error {
 	switch {
-	case c.Rate <= 0 || c.Tick <= 0 || c.Patience <= 0 || c.BreakerOpen <= 0:
-		return errors.New("config: Rate, Tick, Patience and BreakerOpen must be positive")
+	case c.Rate <= 0 || c.Tick <= 0 || c.Patience <= 0:
+		return errors.New("config: Rate, Tick and Patience must be positive")
 	case int64(c.Tick)*int64(c.Rate)%int64(time.Second) != 0:
 		return errors.New("config: Rate·Tick must be a whole number of calls")
 	case c.Healthy < 0 || c.Sick <= 0 || c.Recovered < 0:
 		return errors.New("config: Sick must be positive, Healthy and Recovered not negative")
-	case c.Patience <= totalTimeout:
-		return fmt.Errorf("config: Patience (%v) must exceed the resilient client's total timeout (%v)", c.Patience, totalTimeout)
 	}
 	return nil
 }
 
-// How the resilient client is tuned for this dependency. The library's
-// defaults (10 s per attempt, 30 s in all) suit an unknown dependency; these
-// suit one whose latency we know.
-const (
-	// recommendations answers in about queryTime; an attempt that takes
-	// 250 ms is stuck, not slow. Cutting it there frees the caller long
-	// before the user gives up.
-	attemptTimeout = 250 * time.Millisecond
-	// The whole call, retries and backoff included, ends well inside the
-	// user's patience, so the fallback reaches the user instead of a
-	// timeout page.
-	totalTimeout = 600 * time.Millisecond
-	// queryTime is how long recommendations takes when it is healthy.
-	queryTime = 3 * time.Millisecond
-)
+// queryTime is how long recommendations takes when it is healthy.
+const queryTime = 3 * time.Millisecond
+
+// pageBudget is the share of the user's patience the product page gives
+// recommendations: what is left renders the page.
+const pageBudget = 0.8
 
 // Headers that carry "this answer is a fallback" from the resilient client
 // to the product page, and from the product page to the user.
@@ -72,15 +60,12 @@ const (
 	degradedHeader = "X-Degraded"
 )
 
-// resilientClient is the client of run (b).
-func resilientClient(cfg config, onState func(from, to resilient.State)) *http.Client {
+// resilientClient is the client of run (b): the defaults, nothing tuned,
+// and a fallback. The breaker policy only reports state changes to the
+// chart.
+func resilientClient(onState func(from, to resilient.State)) *http.Client {
 	return resilient.NewClient(
-		resilient.WithAttemptTimeout(attemptTimeout),
-		resilient.WithTotalTimeout(totalTimeout),
 		resilient.WithBreaker(resilient.BreakerPolicy{
-			// The default is 5 s; shorter here so a short run shows the
-			// probes and the recovery.
-			OpenTimeout: cfg.BreakerOpen,
 			OnStateChange: func(_ string, from, to resilient.State) {
 				onState(from, to)
 			},
@@ -136,11 +121,8 @@ func run(w io.Writer, cfg config) (naive, robust *result, err error) {
 		return &http.Client{}
 	})
 
-	fmt.Fprintf(w, "\n(b) resilient.NewClient: %v per attempt, %v in all, breaker open %v, static fallback\n",
-		attemptTimeout, totalTimeout, cfg.BreakerOpen)
-	robust = playOnce(w, cfg, "resilient.NewClient", func(onState func(from, to resilient.State)) *http.Client {
-		return resilientClient(cfg, onState)
-	})
+	fmt.Fprintf(w, "\n(b) resilient.NewClient: the defaults and a static fallback\n")
+	robust = playOnce(w, cfg, "resilient.NewClient", resilientClient)
 
 	fmt.Fprintln(w)
 	writeComparison(w, cfg, naive, robust)
@@ -162,7 +144,7 @@ func playOnce(w io.Writer, cfg config, name string, newClient func(onState func(
 	})
 	recs := &recommendations{cfg: cfg, since: since, reached: make([]atomic.Int64, cfg.ticks())}
 	recsSrv := httptest.NewServer(recs)
-	productSrv := httptest.NewServer(productPage(client, recsSrv.URL))
+	productSrv := httptest.NewServer(productPage(client, recsSrv.URL, time.Duration(pageBudget*float64(cfg.Patience))))
 
 	stopSampler := sampleGoroutines(&res.peakGoroutines)
 	users := newUsers(cfg, epoch, productSrv.URL)
@@ -239,11 +221,14 @@ func (s *recommendations) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // productPage renders product 42 with its recommendations, fetched with
 // recs. It is the same handler in both runs and it does the right things:
-// it passes its request's context on, and answers 502 if recommendations
-// fails. Only the client differs.
-func productPage(recs *http.Client, recsURL string) http.Handler {
+// it passes its request's context on, gives recommendations budget of the
+// user's patience, and answers 502 if recommendations fails. Only the
+// client differs.
+func productPage(recs *http.Client, recsURL string, budget time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, recsURL+"/recommendations?product=42", nil)
+		ctx, cancel := context.WithTimeout(r.Context(), budget)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, recsURL+"/recommendations?product=42", nil)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

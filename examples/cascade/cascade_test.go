@@ -19,13 +19,12 @@ func TestMain(m *testing.M) {
 // The sickness outlasts the users' patience, as in the demo, so the plain
 // client's users give up.
 var short = config{
-	Rate:        100,
-	Healthy:     250 * time.Millisecond,
-	Sick:        2 * time.Second,
-	Recovered:   250 * time.Millisecond,
-	Patience:    time.Second,
-	Tick:        250 * time.Millisecond,
-	BreakerOpen: 500 * time.Millisecond,
+	Rate:      100,
+	Healthy:   250 * time.Millisecond,
+	Sick:      2 * time.Second,
+	Recovered: 250 * time.Millisecond,
+	Patience:  time.Second,
+	Tick:      250 * time.Millisecond,
 }
 
 func TestCascade(t *testing.T) {
@@ -90,9 +89,9 @@ func TestCascade(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	bad := map[string]func(*config){
-		"patience within the total timeout": func(c *config) { c.Patience = totalTimeout },
-		"fraction of a call per tick":       func(c *config) { c.Rate = 3 },
-		"no sickness":                       func(c *config) { c.Sick = 0 },
+		"no patience":                 func(c *config) { c.Patience = 0 },
+		"fraction of a call per tick": func(c *config) { c.Rate = 3 },
+		"no sickness":                 func(c *config) { c.Sick = 0 },
 	}
 	if err := short.validate(); err != nil {
 		t.Fatalf("short config: %v", err)

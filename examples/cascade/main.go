@@ -27,13 +27,12 @@ import (
 // demo is the scenario the README shows: 200 calls/s, 2 s healthy, 6 s
 // sick, 2 s recovered, users who wait 1 s.
 var demo = config{
-	Rate:        200,
-	Healthy:     2 * time.Second,
-	Sick:        6 * time.Second,
-	Recovered:   2 * time.Second,
-	Patience:    time.Second,
-	Tick:        time.Second,
-	BreakerOpen: time.Second,
+	Rate:      200,
+	Healthy:   2 * time.Second,
+	Sick:      6 * time.Second,
+	Recovered: 2 * time.Second,
+	Patience:  time.Second,
+	Tick:      time.Second,
 }
 
 func main() {
