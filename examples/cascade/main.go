@@ -8,12 +8,14 @@
 // Run (a) calls recommendations with a plain http.Client: every product
 // page waits on the hung query until its user gives up, so a non-critical
 // service takes the product pages down with it, and the sick service gets
-// the full load the whole time. Run (b) calls it with resilient.NewClient
-// and a static fallback: a few calls time out, the breaker opens, and from
-// then on every page is served at once without recommendations, while the
-// sick service gets a probe a second until it recovers.
+// the full load the whole time. Run (b) calls it with resilient.NewClient,
+// its defaults and a static fallback, nothing tuned: the first calls run
+// slow for the host and answer with the fallback before the page's
+// deadline, the breaker opens, and from then on every page is served at
+// once without recommendations, while the sick service gets a probe after
+// 1 s, 2 s, 4 s... until it recovers.
 //
-// Everything runs on 127.0.0.1 in one process and takes about 20 seconds:
+// Everything runs on 127.0.0.1 in one process and takes about 25 seconds:
 //
 //	go run ./examples/cascade
 package main
@@ -25,12 +27,12 @@ import (
 )
 
 // demo is the scenario the README shows: 200 calls/s, 2 s healthy, 6 s
-// sick, 2 s recovered, users who wait 1 s.
+// sick, 4 s recovered, users who wait 1 s.
 var demo = config{
 	Rate:      200,
 	Healthy:   2 * time.Second,
 	Sick:      6 * time.Second,
-	Recovered: 2 * time.Second,
+	Recovered: 4 * time.Second,
 	Patience:  time.Second,
 	Tick:      time.Second,
 }
