@@ -31,10 +31,30 @@ type TimeoutError struct {
 	After time.Duration
 	// Err is what the transport returned when the deadline passed.
 	Err error
+	// Which is "attempt" or "total" for the standard pipeline's timeouts,
+	// and empty for a Timeout stage built with Chain.
+	Which string
+	// InBody says the response headers had arrived and the deadline
+	// passed while the body was read; false: while waiting for them.
+	InBody bool
+	// Authority is the call's scheme://host:port.
+	Authority string
 }
 
 func (e *TimeoutError) Error() string {
-	msg := "resilient: timed out after " + e.After.String()
+	msg := "resilient: "
+	if e.Which != "" {
+		msg += e.Which + " "
+	}
+	msg += "timed out after " + e.After.String()
+	if e.InBody {
+		msg += " reading the response body"
+	} else {
+		msg += " waiting for the response"
+	}
+	if e.Authority != "" {
+		msg += " of " + e.Authority
+	}
 	if e.Err != nil && !errors.Is(e.Err, context.DeadlineExceeded) {
 		msg += ": " + e.Err.Error()
 	}

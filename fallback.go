@@ -120,7 +120,7 @@ func (t *fallbackTransport) inTime(req *http.Request) (*http.Response, error) {
 	cancel()
 	if !inTime && req.Context().Err() == nil {
 		httpx.Discard(resp)
-		return nil, &TimeoutError{After: left - reserve, Err: err}
+		return nil, &TimeoutError{After: left - reserve, Err: err, Which: "fallback's", Authority: httpx.AuthorityOf(req).String()}
 	}
 	return resp, err
 }
@@ -140,6 +140,7 @@ func (t *fallbackTransport) fallback(req *http.Request, resp *http.Response, err
 		return nil, nilFallbackError(resp, err)
 	}
 	if out != resp {
+		markFallback(out)
 		httpx.Discard(resp)
 		ev := telemetry.Event{Kind: telemetry.Fallback, Err: err, Request: req}
 		if resp != nil {
@@ -148,6 +149,17 @@ func (t *fallbackTransport) fallback(req *http.Request, resp *http.Response, err
 		telemetry.Emit(req.Context(), t.sink, ev)
 	}
 	return out, nil
+}
+
+// markFallback marks a response the FallbackFunc made up, unless it marked
+// it itself.
+func markFallback(out *http.Response) {
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	if out.Header.Get(FallbackHeader) == "" {
+		out.Header.Set(FallbackHeader, "true")
+	}
 }
 
 func nilFallbackError(resp *http.Response, err error) error {
@@ -161,11 +173,32 @@ func nilFallbackError(resp *http.Response, err error) error {
 // CloseIdleConnections forwards to the next transport.
 func (t *fallbackTransport) CloseIdleConnections() { httpx.CloseIdle(t.next) }
 
-// StaticFallback returns a FallbackFunc that answers every failed call with
-// the same response: status, a copy of header (nil means none) and body.
-// Each call gets its own header map and a fresh body reader, so callers may
-// change and read them freely. It panics if status is not in 100-599.
+// FallbackHeader marks a response a Fallback stage made up rather than the
+// dependency sent, so code and logs can tell them apart: its value says
+// which ("static", "stale", or "true" for a FallbackFunc of the caller's).
+const FallbackHeader = "X-Resilient-Fallback"
+
+// StaticFallback returns a FallbackFunc that answers every failed GET and
+// HEAD call with the same response: status, a copy of header (nil means
+// none) and body, marked with FallbackHeader: static. Other methods get
+// their failure as it was: a made-up 200 to a failed POST /orders would
+// say the order was placed. Use StaticFallbackAnyMethod when that is what
+// you mean. Each call gets its own header map and a fresh body reader, so
+// callers may change and read them freely. It panics if status is not in
+// 100-599.
 func StaticFallback(status int, header http.Header, body string) FallbackFunc {
+	f := StaticFallbackAnyMethod(status, header, body)
+	return func(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+		switch req.Method {
+		case "", http.MethodGet, http.MethodHead:
+			return f(req, resp, err)
+		}
+		return resp, err
+	}
+}
+
+// StaticFallbackAnyMethod is StaticFallback for calls of every method.
+func StaticFallbackAnyMethod(status int, header http.Header, body string) FallbackFunc {
 	if status < 100 || status > 599 {
 		panic("resilient: StaticFallback needs a status in 100-599, got " + strconv.Itoa(status))
 	}
@@ -173,6 +206,7 @@ func StaticFallback(status int, header http.Header, body string) FallbackFunc {
 	if h == nil {
 		h = http.Header{}
 	}
+	h.Set(FallbackHeader, "static")
 	statusLine := strconv.Itoa(status) + " " + http.StatusText(status)
 	return func(req *http.Request, _ *http.Response, _ error) (*http.Response, error) {
 		return &http.Response{

@@ -208,7 +208,7 @@ func (t *retryTransport) retryWithin(req *http.Request, end time.Duration, o out
 	if pd, ok := deadline.DeadlineOf(req.Context(), t.p.clock); ok && end >= pd {
 		return t.retry(req, o) // the caller's deadline is sooner
 	}
-	return bounded.Run(req, end, t.total, t.p.clock, timedOut, func(r *http.Request) (*http.Response, error) {
+	return bounded.Run(req, end, t.total, t.p.clock, callTotal, func(r *http.Request) (*http.Response, error) {
 		return t.retry(r, o)
 	})
 }

@@ -171,6 +171,7 @@ func (c *StaleCache) Fallback(req *http.Request, resp *http.Response, err error)
 		h = http.Header{}
 	}
 	h[StaleHeader] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	h[FallbackHeader] = []string{"stale"}
 	return &http.Response{
 		Status:        strconv.Itoa(e.status) + " " + http.StatusText(e.status),
 		StatusCode:    e.status,

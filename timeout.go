@@ -52,17 +52,27 @@ func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		// The caller's deadline is sooner, and net/http already honours it.
 		return t.next.RoundTrip(req)
 	}
-	return bounded.Run(req, end, d, t.clock, timedOut, t.next.RoundTrip)
+	return bounded.Run(req, end, d, t.clock, t.call, t.next.RoundTrip)
 }
 
-// timedOut is the error of a call whose Timeout passed. An inner timeout
-// that expired with ours (it was clipped to our deadline) is replaced:
-// ours is what ran out.
-func timedOut(after time.Duration, err error) error {
+// Expired is the error of a call whose Timeout, of kind k, passed. An
+// inner timeout that expired with ours (it was clipped to our deadline) is
+// replaced: ours is what ran out.
+func (k callTimeout) Expired(req *http.Request, after time.Duration, inBody bool, err error) error {
 	if te, ok := err.(*TimeoutError); ok {
 		err = te.Err
 	}
-	return &TimeoutError{After: after, Err: err}
+	e := &TimeoutError{After: after, Err: err, InBody: inBody}
+	if req.URL != nil {
+		e.Authority = httpx.AuthorityOf(req).String()
+	}
+	switch k {
+	case callTotal:
+		e.Which = "total"
+	case callAttempt:
+		e.Which = "attempt"
+	}
+	return e
 }
 
 // CloseIdleConnections forwards to the next transport.

@@ -13,13 +13,19 @@ import (
 	"github.com/resilient-go/resilient/internal/deadline"
 )
 
-// Expired makes the error a call reports when its deadline passed: after
-// is the bound, err what the transport returned then.
-type Expired func(after time.Duration, err error) error
+// Expired makes the error a call of req reports when its deadline passed:
+// after is the bound, inBody whether the response headers had come (the
+// body was being read), err what the transport returned then. An
+// interface rather than a func, so that a small value can be one without
+// an allocation per call.
+type Expired interface {
+	Expired(req *http.Request, after time.Duration, inBody bool, err error) error
+}
 
 // call is the per-call state: the context handed down, and the body wrapper
 // that ends it, in one allocation.
 type call struct {
+	req     *http.Request
 	ctx     deadline.Context
 	body    body.Body
 	after   time.Duration
@@ -33,7 +39,7 @@ type call struct {
 // while sending or reading the body, becomes expired(after, err).
 func Run(req *http.Request, end, after time.Duration, clk clock.Clock, expired Expired,
 	send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-	c := &call{after: after, expired: expired}
+	c := &call{req: req, after: after, expired: expired}
 	c.ctx.Init(req.Context(), end, clk)
 	c.ctx.SetExpirer(c)
 	resp, err := send(req.WithContext(&c.ctx))
@@ -41,7 +47,7 @@ func Run(req *http.Request, end, after time.Duration, clk clock.Clock, expired E
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
-		err = c.MapReadError(err)
+		err = c.mapError(err, false)
 		c.ctx.Release()
 		return nil, err
 	}
@@ -64,9 +70,11 @@ func (c *call) Release() { c.ctx.Release() }
 
 // MapReadError turns an error caused by this call's deadline into the
 // Expired error; other errors pass through.
-func (c *call) MapReadError(err error) error {
+func (c *call) MapReadError(err error) error { return c.mapError(err, true) }
+
+func (c *call) mapError(err error, inBody bool) error {
 	if !c.ctx.Expired() {
 		return err
 	}
-	return c.expired(c.after, err)
+	return c.expired.Expired(c.req, c.after, inBody, err)
 }
