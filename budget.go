@@ -1,7 +1,9 @@
 package resilient
 
 import (
+	"context"
 	"math"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -49,6 +51,11 @@ type RetryBudget struct {
 	// now is the time since an arbitrary origin; nil means the monotonic
 	// clock. Tests drive it.
 	now func() time.Duration
+
+	// stages is how many stages were built on this budget. Shared by two
+	// (Retry and Hedge in one Chain), a call must be counted once, however
+	// many of them it passes through.
+	stages atomic.Int32
 
 	// slots is a ring of time slices of Window/budgetSlices each. A slot
 	// packs the slice number (its low budgetTagBits) with the balance
@@ -144,6 +151,36 @@ func newBudget(clk clock.Clock) *RetryBudget {
 	return b
 }
 
+// use records that a stage was built on b.
+func (b *RetryBudget) use() {
+	if b != nil {
+		b.stages.Add(1)
+	}
+}
+
+// budgetMark marks a call's context as counted by a budget.
+type budgetMark struct{ b *RetryBudget }
+
+// onCallOnce records a call that started at t for a budget that may be shared: the first stage
+// of the budget that sees the call counts it and marks req's context, so
+// the stages below on the same budget do not count it again. A budget of
+// one stage marks nothing and allocates nothing.
+func (b *RetryBudget) onCallOnce(req *http.Request, t time.Duration) *http.Request {
+	if b == nil || b.Unlimited {
+		return req
+	}
+	if b.stages.Load() < 2 {
+		b.add(b.sliceAt(t), budgetDeposit)
+		return req
+	}
+	ctx := req.Context()
+	if ctx.Value(budgetMark{b}) != nil {
+		return req
+	}
+	b.add(b.sliceAt(t), budgetDeposit)
+	return req.WithContext(context.WithValue(ctx, budgetMark{b}, true))
+}
+
 // onCall records one logical call, earning it a fraction of a retry.
 // Retry and Hedge call it once per call. A nil budget records nothing.
 func (b *RetryBudget) onCall() {
@@ -151,15 +188,6 @@ func (b *RetryBudget) onCall() {
 		return
 	}
 	b.add(b.slice(), budgetDeposit)
-}
-
-// onCallAt is onCall for a call that started at t (deadline.Now), for a
-// caller that has read the clock already: one read fewer on every call.
-func (b *RetryBudget) onCallAt(t time.Duration) {
-	if b == nil || b.Unlimited {
-		return
-	}
-	b.add(b.sliceAt(t), budgetDeposit)
 }
 
 // tryRetry withdraws one retry, reporting false if the budget is spent.

@@ -105,6 +105,7 @@ func Hedge(p HedgePolicy) Middleware {
 		if t.p.Budget == nil {
 			t.p.Budget = newBudget(p.clock)
 		}
+		t.p.Budget.use()
 		t.p.clock = clock.Or(p.clock)
 		if t.p.afterFunc == nil {
 			clk := t.p.clock
@@ -171,7 +172,7 @@ type cancelFunc context.CancelFunc
 func (f cancelFunc) Release() { f() }
 
 func (t *hedgeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.p.Budget.onCall()
+	req = t.p.Budget.onCallOnce(req, t.p.clock.Now())
 	if !hedgeable(req) || noHedge(req) {
 		return t.next.RoundTrip(req)
 	}

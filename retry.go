@@ -156,6 +156,7 @@ func retryStage(p RetryPolicy, total time.Duration) Middleware {
 		if t.p.Budget == nil {
 			t.p.Budget = newBudget(p.clock)
 		}
+		t.p.Budget.use()
 		if t.p.sink == nil {
 			t.p.sink = p.Telemetry.sink()
 		}
@@ -189,7 +190,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (t *retryTransport) roundTrip(req *http.Request) (*http.Response, error) {
 	start := t.p.clock.Now() // for the budget and the total deadline alike
-	t.p.Budget.onCallAt(start)
+	req = t.p.Budget.onCallOnce(req, start)
 	req = httpx.GuardBody(req)
 	o := t.send(req, req)
 	if !o.again {
