@@ -46,6 +46,7 @@ type Limiter struct {
 	baseline Baseline
 
 	overloaded atomic.Bool // an overload was seen: growth no longer doubles
+	dropping   atomic.Bool // the last window dropped calls: callers give up waiting
 
 	mu    sync.Mutex
 	queue []chan bool // guarded by mu; receives true when granted a slot, false when turned away
@@ -109,7 +110,7 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 		l.mu.Unlock()
 		return true
 	}
-	if short && int64(len(l.queue)) >= l.limit.Load() {
+	if short && l.dropping.Load() && int64(len(l.queue)) >= l.limit.Load() {
 		l.waiting.Add(-1)
 		l.mu.Unlock()
 		return false
@@ -206,7 +207,9 @@ func (l *Limiter) window() time.Duration {
 
 func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
 	base := l.baseline.Get()
-	overloaded := drops > 0 && drops*10 >= answered+drops || // a tenth dropped
+	dropping := drops > 0 && drops*10 >= answered+drops // a tenth dropped
+	l.dropping.Store(dropping)
+	overloaded := dropping ||
 		base > 0 && median > time.Duration(l.s.Tolerance*float64(base))
 	limit := l.limit.Load()
 	switch {
