@@ -21,8 +21,9 @@ type Settings struct {
 // Limiter keeps the calls in flight to one host at a limit it learns, as
 // TCP's congestion control does: while calls queue for it, it doubles the
 // limit in a window whose median latency holds at the baseline (within a
-// quarter) and adds one when the latency has risen but not past
-// Tolerance times the baseline; past that, or when calls were dropped
+// quarter) until the first overload (slow start), and adds one a window
+// otherwise; when the median passes Tolerance times the baseline, or calls
+// were dropped
 // (ended by a deadline before an answer), it cuts the limit by the
 // latency's excess, by 30 % to a half. Overload shows as latency long before it
 // shows as errors, so the limit finds the host's capacity without a
@@ -223,12 +224,9 @@ func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
 		}
 		limit = int64(float64(limit) * cut)
 	case answered > 0 && peak >= limit: // the limit held calls back
-		switch {
-		case base > 0 && median > base*5/4:
-			limit++ // latency rising: near the knee
-		case l.overloaded.Load():
-			limit += max(1, limit/4) // at its floor, but an overload was seen
-		default:
+		if l.overloaded.Load() || base > 0 && median > base*5/4 {
+			limit++ // an overload was seen, or latency is rising: near the knee
+		} else {
 			limit *= 2 // at its floor, and no overload yet: slow start
 		}
 	}

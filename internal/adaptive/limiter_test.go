@@ -54,14 +54,14 @@ func TestOverloadCutsThenAddsOne(t *testing.T) {
 	if got := window(l, clk, 40*time.Millisecond, Answered); got != 8 {
 		t.Fatalf("after a window at 4x the baseline: limit %d, want 16/2 = 8", got)
 	}
-	if got := window(l, clk, 10*time.Millisecond, Answered); got != 10 {
-		t.Fatalf("after a window at the baseline past an overload: limit %d, want 8+8/4 = 10", got)
+	if got := window(l, clk, 10*time.Millisecond, Answered); got != 9 {
+		t.Fatalf("after a window at the baseline past an overload: limit %d, want 8+1 = 9", got)
 	}
-	if got := window(l, clk, 15*time.Millisecond, Answered); got != 11 {
-		t.Fatalf("after a window at 1.5x the baseline: limit %d, want 10+1 = 11", got)
+	if got := window(l, clk, 15*time.Millisecond, Answered); got != 10 {
+		t.Fatalf("after a window at 1.5x the baseline: limit %d, want 9+1 = 10", got)
 	}
 	if got := window(l, clk, 25*time.Millisecond, Answered); got != 7 {
-		t.Fatalf("after a window at 2.5x the baseline: limit %d, want 11*0.7 = 7", got)
+		t.Fatalf("after a window at 2.5x the baseline: limit %d, want 10*0.7 = 7", got)
 	}
 }
 
