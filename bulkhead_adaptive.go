@@ -39,13 +39,14 @@ func (t *bulkheadTransport) sendLimited(req *http.Request, p *pool) (*http.Respo
 	released := false
 	defer func() {
 		if !released { // a panic below
-			p.lim.Release(adaptive.Unknown, 0)
+			p.lim.Release(adaptive.Unknown, 0, clk.Now())
 		}
 	}()
 	resp, err := httpx.Settle(t.next.RoundTrip(req))
-	took := clk.Now() - start
+	end := clk.Now()
+	took := end - start
 	released = true
-	p.lim.Release(limitOutcome(req, p.lim, err, took), took)
+	p.lim.Release(limitOutcome(req, p.lim, err, took), took, end)
 	return resp, err
 }
 

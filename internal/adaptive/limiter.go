@@ -151,9 +151,10 @@ const (
 	Unknown                 // says nothing of the host's load (refused, a caller's mistake)
 )
 
-// Release gives a slot back with the call's outcome.
-func (l *Limiter) Release(o Outcome, latency time.Duration) {
-	l.maybeClose() // before this outcome, which belongs to the next window
+// Release gives a slot back with the call's outcome, at now (the caller's
+// clock reading at the call's end, which saves reading it twice).
+func (l *Limiter) Release(o Outcome, latency, now time.Duration) {
+	l.maybeClose(now) // before this outcome, which belongs to the next window
 	switch o {
 	case Answered:
 		l.hist.add(latency)
@@ -183,8 +184,7 @@ func (l *Limiter) grant() bool {
 // maybeClose ends the window once it is long and full enough (or held a
 // drop), and adjusts the limit. One caller closes a window; the others
 // go on.
-func (l *Limiter) maybeClose() {
-	now := l.s.Clock.Now()
+func (l *Limiter) maybeClose(now time.Duration) {
 	start := time.Duration(l.winStart.Load())
 	n, drops := l.hist.n.Load(), l.drops.Load()
 	if now-start < l.window() || (n < l.s.MinSamples && drops == 0) {

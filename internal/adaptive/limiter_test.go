@@ -29,10 +29,10 @@ func window(l *Limiter, clk *clock.Fake, lat time.Duration, o Outcome) int64 {
 	}
 	l.TryAcquire() // one more, refused: the limit held a call back
 	for range n {
-		l.Release(o, lat) // within the window: none closes it
+		l.Release(o, lat, clk.Now()) // within the window: none closes it
 	}
 	clk.Advance(max(lat, l.window()))
-	l.maybeClose()
+	l.maybeClose(clk.Now())
 	return l.Limit()
 }
 
@@ -77,12 +77,12 @@ func TestIdleLimitDoesNotGrow(t *testing.T) {
 	for range 5 {
 		l.TryAcquire()
 		for range 4 {
-			l.Release(Answered, time.Millisecond)
+			l.Release(Answered, time.Millisecond, clk.Now())
 			l.TryAcquire()
 		}
-		l.Release(Answered, time.Millisecond)
+		l.Release(Answered, time.Millisecond, clk.Now())
 		clk.Advance(20 * time.Millisecond)
-		l.maybeClose()
+		l.maybeClose(clk.Now())
 	}
 	if got := l.Limit(); got != 8 {
 		t.Errorf("limit %d after windows that never reached it, want 8", got)
@@ -107,7 +107,7 @@ func TestWaitersGetSlotsInOrderAndGiveUp(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	l.Release(Unknown, 0)
+	l.Release(Unknown, 0, clk.Now())
 	if first := <-got; first != 0 {
 		t.Fatalf("slot went to waiter %d, want 0 (FIFO)", first)
 	}
@@ -120,5 +120,18 @@ func TestWaitersGetSlotsInOrderAndGiveUp(t *testing.T) {
 	}
 	if l.InFlight() != 1 {
 		t.Errorf("in flight %d, want 1 (the granted waiter)", l.InFlight())
+	}
+}
+
+func TestBucketsBoundTheirLatencies(t *testing.T) {
+	for d := 51 * time.Microsecond; d < 3*time.Minute; d = d * 21 / 20 {
+		i := bucketOf(d)
+		lo := bucketBase
+		if i > 0 {
+			lo = upper(i - 1)
+		}
+		if d < lo || d >= upper(i)+1 {
+			t.Fatalf("%v in bucket %d, which holds [%v, %v)", d, i, lo, upper(i))
+		}
 	}
 }
