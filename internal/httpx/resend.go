@@ -170,12 +170,12 @@ type emptyBody struct{}
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyBody) Close() error             { return nil }
 
-// ShouldRetryHint reads the server's own retry hints: x-should-retry
-// (OpenAI and others) and Stripe-Should-Retry. It returns the hint and
-// whether there was one.
+// ShouldRetryHint reads the server's own retry hints on a failure status:
+// x-should-retry (OpenAI and others) and Stripe-Should-Retry. It returns
+// the hint and whether there was one.
 func ShouldRetryHint(resp *http.Response) (retry, ok bool) {
-	if resp == nil {
-		return false, false
+	if resp == nil || resp.StatusCode < 400 {
+		return false, false // a success is not retried whatever it says: no lookups on the happy path
 	}
 	for _, h := range [...]string{"X-Should-Retry", "Stripe-Should-Retry"} {
 		switch resp.Header.Get(h) {

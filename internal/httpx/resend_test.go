@@ -90,7 +90,7 @@ func TestShouldRetryHint(t *testing.T) {
 		{"X-Should-Retry", "maybe", false, false},
 		{"Other", "true", false, false},
 	} {
-		resp := &http.Response{Header: http.Header{}}
+		resp := &http.Response{StatusCode: 503, Header: http.Header{}}
 		resp.Header.Set(tc.header, tc.value)
 		if retry, ok := ShouldRetryHint(resp); retry != tc.retry || ok != tc.ok {
 			t.Errorf("%s: %s = %v, %v; want %v, %v", tc.header, tc.value, retry, ok, tc.retry, tc.ok)
