@@ -35,13 +35,19 @@ func (t *bulkheadTransport) sendLimited(req *http.Request, p *pool) (*http.Respo
 			return nil, t.rejectAdaptive(req, p, clk.Now()-waitStart)
 		}
 	}
-	start := clk.Now()
 	released := false
 	defer func() {
 		if !released { // a panic below
-			p.lim.Release(adaptive.Unknown, 0, clk.Now())
+			p.lim.ReleaseUntimed()
 		}
 	}()
+	if !p.lim.Measure() {
+		resp, err := httpx.Settle(t.next.RoundTrip(req))
+		released = true
+		p.lim.ReleaseUntimed()
+		return resp, err
+	}
+	start := clk.Now()
 	resp, err := httpx.Settle(t.next.RoundTrip(req))
 	end := clk.Now()
 	took := end - start

@@ -46,8 +46,9 @@ type Limiter struct {
 	winStart atomic.Int64 // clock offset
 	baseline Baseline
 
-	overloaded atomic.Bool // an overload was seen: growth no longer doubles
-	dropping   atomic.Bool // the last window dropped calls: callers give up waiting
+	overloaded atomic.Bool   // an overload was seen: growth no longer doubles
+	tick       atomic.Uint32 // counts calls for Measure's sampling
+	dropping   atomic.Bool   // the last window dropped calls: callers give up waiting
 
 	mu    sync.Mutex
 	queue []chan bool // guarded by mu; receives true when granted a slot, false when turned away
@@ -141,6 +142,27 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 	return <-ready // answered as it gave up
 }
 
+// Measure reports whether the call that just took a slot should be timed:
+// always while the limit binds (half of it or more in flight, or calls
+// waiting), where its decisions are made, and one call in 16 otherwise, to
+// keep learning the baseline. A call not timed is released with
+// ReleaseUntimed and costs no clock reads: most calls, on a host far from
+// its limit.
+func (l *Limiter) Measure() bool {
+	if 2*l.inflight.Load() >= l.limit.Load() || l.waiting.Load() > 0 {
+		return true
+	}
+	return l.tick.Add(1)&15 == 0
+}
+
+// ReleaseUntimed gives back the slot of a call Measure said not to time.
+func (l *Limiter) ReleaseUntimed() {
+	if l.waiting.Load() == 0 || !l.grant() {
+		l.inflight.Add(-1)
+		l.wake()
+	}
+}
+
 // Outcome is what a call that held a slot told about the host.
 type Outcome uint8
 
@@ -161,10 +183,7 @@ func (l *Limiter) Release(o Outcome, latency, now time.Duration) {
 	case Dropped:
 		l.drops.Add(1)
 	}
-	if l.waiting.Load() == 0 || !l.grant() {
-		l.inflight.Add(-1)
-		l.wake() // a waiter that queued as this slot came free
-	}
+	l.ReleaseUntimed()
 }
 
 // grant hands the releasing call's slot to the first waiter, if the limit
