@@ -72,9 +72,11 @@ func (h *histogram) reset() {
 
 // Baseline is a host's normal latency: the median of its calls when it is
 // not overloaded. It falls at once to a lower window's median (the host
-// was slowed by load before) and rises slowly, by a 32nd of the gap a
-// window, so a host that has become slower for good is learnt again in
-// about 30 windows while a burst of slow calls moves it little.
+// was slowed by load before) and rises slowly, by a fraction of the gap a
+// window (a 32nd for the breaker's quarter-second windows, a 256th for the
+// limiter's, which can be 20 ms), so a host that has become slower for good
+// is learnt again in seconds while a burst of slow calls, or the latency
+// the limit's own overshoot causes, moves it little.
 type Baseline struct {
 	ns atomic.Int64 // 0: not known yet
 }
@@ -82,15 +84,15 @@ type Baseline struct {
 // Get returns the baseline, or 0 while it is unknown.
 func (b *Baseline) Get() time.Duration { return time.Duration(b.ns.Load()) }
 
-// learn folds in a window's median. Only one goroutine learns at a time
-// (the one that closes the window).
-func (b *Baseline) learn(median time.Duration) {
+// learn folds in a window's median, rising by 1/rise of the gap. Only one
+// goroutine learns at a time (the one that closes the window).
+func (b *Baseline) learn(median time.Duration, rise int64) {
 	old := time.Duration(b.ns.Load())
 	switch {
 	case old == 0 || median < old:
 		b.ns.Store(int64(median))
 	default:
-		b.ns.Store(int64(old + (median-old)/32))
+		b.ns.Store(int64(old + (median-old)/time.Duration(rise)))
 	}
 }
 
@@ -117,7 +119,7 @@ func (t *Tracker) Add(d, now time.Duration) {
 		return
 	}
 	if t.start.CompareAndSwap(start, int64(now)) {
-		t.learn(t.hist.quantile(0.5))
+		t.learn(t.hist.quantile(0.5), 32)
 		t.hist.reset()
 	}
 }

@@ -250,7 +250,7 @@ func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
 		}
 	}
 	if answered > 0 && !overloaded {
-		l.baseline.learn(median)
+		l.baseline.learn(median, 256)
 	}
 	l.limit.Store(min(max(limit, l.s.Min), l.s.Max))
 	l.wake()
