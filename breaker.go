@@ -87,16 +87,18 @@ type BreakerPolicy struct {
 	// short outage costs a short wait. Zero means the lesser of 1 s and
 	// OpenTimeout; set it to OpenTimeout for a fixed wait.
 	FirstOpenTimeout time.Duration
-	// SlowCallThreshold makes a call that takes this long a failure, even
-	// if it succeeds or its caller gave up waiting: a dependency that hangs
-	// is as dead as one that fails. Zero means adaptive: 10 times the
-	// host's normal latency (the median of its answered calls, learnt as
-	// it goes), and at least 250 ms. A caller that gives up before a call
-	// was slow for its host is not counted, so one impatient caller cannot
-	// open the breaker for everyone.
+	// SlowCallThreshold makes a call its caller gave up on (a cancel, or
+	// the caller's own deadline) a failure once it has run this long: the
+	// host hung on it, and a dependency that hangs is as dead as one that
+	// fails, though no timeout of ours fired. Zero means adaptive: 10 times
+	// the host's normal latency (the median of its answered calls, learnt
+	// as it goes), and at least 250 ms. A caller that gives up before a
+	// call was slow for its host is not counted, so one impatient caller
+	// cannot open the breaker for everyone. A slow answer is not a
+	// failure: a process short of CPU makes every call look slow, and the
+	// Bulkhead's adaptive limit is what answers a slow host.
 	SlowCallThreshold time.Duration
-	// DisableSlowCalls counts only errors and failure statuses, never a
-	// call's duration; a call its caller gave up on is then never counted.
+	// DisableSlowCalls never counts a call its caller gave up on.
 	DisableSlowCalls bool
 	// HalfOpenRequests is how many probes a half-open breaker lets through;
 	// all must succeed to close it. Zero means 1.
@@ -337,21 +339,19 @@ func (t *breakerTransport) outcome(req *http.Request, b *keyedBreaker, resp *htt
 	} else {
 		b.latency.Add(took, now)
 	}
-	slow := !t.p.DisableSlowCalls && took >= t.slowAfter(b)
-	if slow {
-		telemetry.Emit(req.Context(), t.p.sink, telemetry.Event{Kind: telemetry.SlowCall, Authority: b.key, Delay: took})
-	}
 	if !t.p.IsFailure(resp, err) {
-		if slow {
-			return resp, breaker.Failure, err
-		}
+		// A slow answer is an answer: a process short of CPU makes every
+		// call look slow, and the adaptive limit deals with slow hosts.
 		return resp, breaker.Success, err
 	}
-	if !slow && req.Context().Err() != nil {
-		// The caller gave up, by cancel or deadline, before the call was
-		// slow for this host: that says nothing about the host. Checked
-		// only for failures: it reads the clock.
-		return resp, breaker.Ignored, err
+	if req.Context().Err() != nil {
+		// The caller gave up, by cancel or deadline. Before the call was
+		// slow for this host that says nothing about the host; after, the
+		// host hung on it. Checked only for failures: it reads the clock.
+		if t.p.DisableSlowCalls || took < t.slowAfter(b) {
+			return resp, breaker.Ignored, err
+		}
+		telemetry.Emit(req.Context(), t.p.sink, telemetry.Event{Kind: telemetry.SlowCall, Authority: b.key, Delay: took})
 	}
 	return resp, breaker.Failure, err
 }

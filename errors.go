@@ -101,6 +101,10 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // failed because of the request itself. Only failed calls ask, so a valid
 // request pays nothing for the check.
 func asRequestError(req *http.Request, err error) (error, bool) {
+	switch err.(type) {
+	case *CircuitOpenError, *BulkheadFullError, *RateLimitedError, *TimeoutError:
+		return err, false // our own refusals: no request to validate
+	}
 	var re *RequestError
 	if errors.As(err, &re) {
 		return err, true
