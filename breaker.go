@@ -308,7 +308,14 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	t.flush(req, b)
 	req = httpx.GuardBody(req)
 	clk := t.settings.Clock
-	start := clk.Now()
+	// Only a call whose caller can give up needs its duration (slow
+	// calls), and such calls teach the host's latency; the rest, with a
+	// context that never ends, save a clock read.
+	var start time.Duration
+	timed := req.Context().Done() != nil
+	if timed {
+		start = clk.Now()
+	}
 	reported := false
 	defer func() {
 		if !reported { // a panic below counts as a failure
@@ -319,7 +326,11 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := httpx.Settle(t.next.RoundTrip(req))
 	end := clk.Now()
 	var outcome breaker.Outcome
-	resp, outcome, err = t.outcome(req, b, resp, err, end-start, end)
+	took := time.Duration(-1) // not timed
+	if timed {
+		took = end - start
+	}
+	resp, outcome, err = t.outcome(req, b, resp, err, took, end)
 	reported = true
 	b.Done(ticket, outcome, end)
 	if t.p.Fleet != nil {
@@ -329,15 +340,17 @@ func (t *breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	return resp, err
 }
 
-// outcome classifies a call that took took, for the breaker, and names a
-// caller's mistake.
+// outcome classifies a call that took took (negative: not timed, as its
+// context could not end), for the breaker, and names a caller's mistake.
 func (t *breakerTransport) outcome(req *http.Request, b *keyedBreaker, resp *http.Response, err error, took, now time.Duration) (*http.Response, breaker.Outcome, error) {
 	if err != nil {
 		if mistake, ok := asRequestError(req, err); ok {
 			return nil, breaker.Ignored, mistake
 		}
 	} else {
-		b.latency.Add(took, now)
+		if took >= 0 {
+			b.latency.Add(took, now)
+		}
 	}
 	if !t.p.IsFailure(resp, err) {
 		// A slow answer is an answer: a process short of CPU makes every

@@ -178,6 +178,10 @@ type rateLimitTransport struct {
 	interval    time.Duration // GCRA's T, 1/Rate; zero without a Rate
 	tolerance   time.Duration // GCRA's τ, (Burst-1)·T: how far ahead of now turns may be taken at once
 	maxCoolDown time.Duration
+
+	// cooling counts the keys whose cool-down is set. It may overcount
+	// (a key forgotten while set), which only costs the lookup it saves.
+	cooling atomic.Int64
 }
 
 var _ http.RoundTripper = (*rateLimitTransport)(nil)
@@ -198,6 +202,15 @@ func (t *rateLimitTransport) idle(l *limiter) bool {
 }
 
 func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.interval == 0 && t.cooling.Load() == 0 {
+		// No rate and no host cooling down: nothing to look up on the
+		// happy path (measured: a registry lookup a call).
+		resp, err := t.next.RoundTrip(req)
+		if t.startsCoolDown(resp, err) {
+			t.coolDown(req, lookup(t.reg, t.p.Key, req), resp)
+		}
+		return resp, err
+	}
 	l := lookup(t.reg, t.p.Key, req)
 	// Without a rate and a cool-down the happy path reads no clock.
 	if t.interval > 0 || l.coolUntil.Load() != 0 {
@@ -210,11 +223,16 @@ func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 	}
 	resp, err := t.next.RoundTrip(req)
-	if err == nil && !t.p.IgnoreRetryAfter &&
-		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+	if t.startsCoolDown(resp, err) {
 		t.coolDown(req, l, resp)
 	}
 	return resp, err
+}
+
+// startsCoolDown reports whether an outcome may start a host's cool-down.
+func (t *rateLimitTransport) startsCoolDown(resp *http.Response, err error) bool {
+	return err == nil && !t.p.IgnoreRetryAfter &&
+		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable)
 }
 
 // maxRounds bounds how often one call finds the cool-down moved on while it
@@ -232,8 +250,8 @@ func (t *rateLimitTransport) admit(req *http.Request, l *limiter) *RateLimitedEr
 	for range maxRounds {
 		until := time.Duration(l.coolUntil.Load())
 		if until == 0 || until <= now {
-			if until != 0 {
-				l.coolUntil.CompareAndSwap(int64(until), 0) // over: back to the clock-free path
+			if until != 0 && l.coolUntil.CompareAndSwap(int64(until), 0) { // over: back to the clock-free path
+				t.cooling.Add(-1)
 			}
 			return t.take(req, l, start, now, limit)
 		}
@@ -354,6 +372,9 @@ func (t *rateLimitTransport) coolDown(req *http.Request, l *limiter, resp *http.
 			return
 		}
 		if l.coolUntil.CompareAndSwap(old, until) {
+			if old == 0 {
+				t.cooling.Add(1)
+			}
 			break
 		}
 	}
