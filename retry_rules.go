@@ -29,6 +29,10 @@ func DefaultShouldRetry(req *http.Request, resp *http.Response, err error) bool 
 // breaker or bulkhead (retrying only burns the budget) and a certificate
 // the client does not trust.
 func permanent(err error) bool {
+	switch err.(type) {
+	case *CircuitOpenError, *BulkheadFullError: // as our stages return them: no chain to walk
+		return true
+	}
 	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrBulkheadFull) {
 		return true
 	}
