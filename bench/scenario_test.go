@@ -170,3 +170,89 @@ func TestCongestionCollapse(t *testing.T) {
 		t.Errorf("goodput %.0f/s, want at least 400/s and 0.9x failsafe-go's %.0f/s", g, theirs.goodput())
 	}
 }
+
+// slowing is the seeds' dependency: 5 ms a request until slowAt, then 8 s
+// (or until its caller leaves) for slowFor.
+func slowing(t testing.TB, slowAt, slowFor time.Duration) *httptest.Server {
+	start := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		delay := 5 * time.Millisecond
+		if since := time.Since(start); since >= slowAt && since < slowAt+slowFor {
+			delay = 8 * time.Second
+		}
+		select {
+		case <-time.After(delay):
+			io.WriteString(w, "real")
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// BenchmarkSlowDependency is the seeds' incident for each contestant: 32
+// callers, 1 s each, a dependency that turns from 5 ms to 8 s one second
+// in, for 4 s of a 6 s run. It reports, for the calls that began from 1 s
+// after the slowdown to its end, their p95 and the share that got no
+// answer at all (an error, not a real answer or a fallback).
+func BenchmarkSlowDependency(b *testing.B) {
+	for _, sc := range scenarioClients {
+		b.Run("lib="+sc.name, func(b *testing.B) {
+			var p95 time.Duration
+			var errShare float64
+			for b.Loop() {
+				srv := slowing(b, time.Second, 4*time.Second)
+				tr := srv.Client().Transport.(*http.Transport).Clone()
+				p95, errShare = driveWindow(sc.wrap(tr), srv.URL, 2*time.Second, 5*time.Second)
+				tr.CloseIdleConnections()
+			}
+			b.ReportMetric(float64(p95.Microseconds())/1000, "p95-ms")
+			b.ReportMetric(100*errShare, "%errors")
+		})
+	}
+}
+
+// driveWindow runs 32 callers, 1 s a call, for 6 s, and returns the p95
+// of the calls that began in [from, to) and the share of them that ended
+// in an error.
+func driveWindow(rt http.RoundTripper, url string, from, to time.Duration) (time.Duration, float64) {
+	c := &http.Client{Transport: rt}
+	var mu sync.Mutex
+	var took []time.Duration
+	var errs int
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 6*time.Second {
+				at := time.Since(start)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				resp, err := c.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				cancel()
+				d := time.Since(start) - at
+				if at >= from && at < to {
+					mu.Lock()
+					took = append(took, d)
+					if err != nil {
+						errs++
+					}
+					mu.Unlock()
+				}
+				time.Sleep(time.Millisecond) // a page renders
+			}
+		}()
+	}
+	wg.Wait()
+	if len(took) == 0 {
+		return 0, 0
+	}
+	slices.Sort(took)
+	return took[len(took)*95/100], float64(errs) / float64(len(took))
+}
