@@ -55,7 +55,7 @@ func notNegative[T int | time.Duration](field string, v T) error {
 // as its With... option does; hedge replaces retry, so a config may set
 // one of the two unless the other is disabled. Disable lists stages to
 // switch off by section name (attempt_timeout, total_timeout, retry,
-// hedge, breaker, bulkhead, idempotency, tracing, fallback); it wins over
+// hedge, breaker, bulkhead, idempotency, tracing, fallback, rate_limit); it wins over
 // a section, so a stage can be switched off without deleting its
 // settings.
 //
@@ -71,6 +71,7 @@ type Config struct {
 	Breaker        *BreakerConfig     `json:"breaker,omitempty" yaml:"breaker,omitempty"`
 	Bulkhead       *BulkheadConfig    `json:"bulkhead,omitempty" yaml:"bulkhead,omitempty"`
 	Idempotency    *IdempotencyConfig `json:"idempotency,omitempty" yaml:"idempotency,omitempty"`
+	RateLimit      *RateLimitConfig   `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Disable        []string           `json:"disable,omitempty" yaml:"disable,omitempty"`
 }
 
@@ -108,6 +109,9 @@ type BreakerConfig struct {
 	OpenTimeout         Duration `json:"open_timeout,omitempty" yaml:"open_timeout,omitempty"`
 	HalfOpenRequests    int      `json:"half_open_requests,omitempty" yaml:"half_open_requests,omitempty"`
 	MaxKeys             int      `json:"max_keys,omitempty" yaml:"max_keys,omitempty"`
+	FirstOpenTimeout    Duration `json:"first_open_timeout,omitempty" yaml:"first_open_timeout,omitempty"`
+	SlowCallThreshold   Duration `json:"slow_call_threshold,omitempty" yaml:"slow_call_threshold,omitempty"`
+	DisableSlowCalls    bool     `json:"disable_slow_calls,omitempty" yaml:"disable_slow_calls,omitempty"`
 }
 
 // BulkheadConfig is BulkheadPolicy's data fields; see BulkheadPolicy.
@@ -116,6 +120,22 @@ type BulkheadConfig struct {
 	MaxWait       Duration `json:"max_wait,omitempty" yaml:"max_wait,omitempty"`
 	MaxQueue      int      `json:"max_queue,omitempty" yaml:"max_queue,omitempty"`
 	MaxKeys       int      `json:"max_keys,omitempty" yaml:"max_keys,omitempty"`
+
+	DisableAdaptive   bool     `json:"disable_adaptive,omitempty" yaml:"disable_adaptive,omitempty"`
+	InitialConcurrent int      `json:"initial_concurrent,omitempty" yaml:"initial_concurrent,omitempty"`
+	MinConcurrent     int      `json:"min_concurrent,omitempty" yaml:"min_concurrent,omitempty"`
+	LatencyTolerance  float64  `json:"latency_tolerance,omitempty" yaml:"latency_tolerance,omitempty"`
+	AdaptiveMaxWait   Duration `json:"adaptive_max_wait,omitempty" yaml:"adaptive_max_wait,omitempty"`
+}
+
+// RateLimitConfig is RateLimitPolicy's data fields; see RateLimitPolicy.
+type RateLimitConfig struct {
+	Rate             float64  `json:"rate,omitempty" yaml:"rate,omitempty"`
+	Burst            int      `json:"burst,omitempty" yaml:"burst,omitempty"`
+	MaxWait          Duration `json:"max_wait,omitempty" yaml:"max_wait,omitempty"`
+	MaxCoolDown      Duration `json:"max_cool_down,omitempty" yaml:"max_cool_down,omitempty"`
+	IgnoreRetryAfter bool     `json:"ignore_retry_after,omitempty" yaml:"ignore_retry_after,omitempty"`
+	MaxKeys          int      `json:"max_keys,omitempty" yaml:"max_keys,omitempty"`
 }
 
 // IdempotencyConfig is IdempotencyPolicy's data fields; see
@@ -124,6 +144,8 @@ type IdempotencyConfig struct {
 	Header  string   `json:"header,omitempty" yaml:"header,omitempty"`
 	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"`
 	Quoted  bool     `json:"quoted,omitempty" yaml:"quoted,omitempty"`
+
+	ServerDeduplicates bool `json:"server_deduplicates,omitempty" yaml:"server_deduplicates,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("250ms",
@@ -163,6 +185,7 @@ var configStages = map[string]Stage{
 	"idempotency":     StageIdempotencyKey,
 	"tracing":         StageTracing,
 	"fallback":        StageFallback,
+	"rate_limit":      StageRateLimit,
 }
 
 // Options returns the options c describes, for NewClient or NewTransport.
@@ -185,7 +208,7 @@ func (c Config) Options() ([]Option, error) {
 		s, ok := configStages[name]
 		if !ok {
 			return nil, fmt.Errorf("resilient: config disable[%d]: unknown stage %q; want one of "+
-				"attempt_timeout, total_timeout, retry, hedge, breaker, bulkhead, idempotency, tracing, fallback", i, name)
+				"attempt_timeout, total_timeout, retry, hedge, breaker, bulkhead, idempotency, tracing, fallback, rate_limit", i, name)
 		}
 		off[s] = true
 	}
@@ -229,7 +252,8 @@ func (c Config) Options() ([]Option, error) {
 	if b := c.Breaker; b != nil {
 		p := BreakerPolicy{ConsecutiveFailures: b.ConsecutiveFailures, FailureRatio: b.FailureRatio,
 			MinRequests: b.MinRequests, Window: time.Duration(b.Window), OpenTimeout: time.Duration(b.OpenTimeout),
-			HalfOpenRequests: b.HalfOpenRequests, MaxKeys: b.MaxKeys}
+			HalfOpenRequests: b.HalfOpenRequests, MaxKeys: b.MaxKeys, FirstOpenTimeout: time.Duration(b.FirstOpenTimeout),
+			SlowCallThreshold: time.Duration(b.SlowCallThreshold), DisableSlowCalls: b.DisableSlowCalls}
 		if err := p.check(); err != nil {
 			return nil, configError(err, "BreakerPolicy.", "breaker.")
 		}
@@ -237,18 +261,28 @@ func (c Config) Options() ([]Option, error) {
 	}
 	if b := c.Bulkhead; b != nil {
 		p := BulkheadPolicy{MaxConcurrent: b.MaxConcurrent, MaxWait: time.Duration(b.MaxWait),
-			MaxQueue: b.MaxQueue, MaxKeys: b.MaxKeys}
+			MaxQueue: b.MaxQueue, MaxKeys: b.MaxKeys, DisableAdaptive: b.DisableAdaptive,
+			InitialConcurrent: b.InitialConcurrent, MinConcurrent: b.MinConcurrent,
+			LatencyTolerance: b.LatencyTolerance, AdaptiveMaxWait: time.Duration(b.AdaptiveMaxWait)}
 		if err := p.check(); err != nil {
 			return nil, configError(err, "BulkheadPolicy.", "bulkhead.")
 		}
 		add(StageBulkhead, WithBulkhead(p))
 	}
 	if k := c.Idempotency; k != nil {
-		p := IdempotencyPolicy{Header: k.Header, Methods: k.Methods, Quoted: k.Quoted}
+		p := IdempotencyPolicy{Header: k.Header, Methods: k.Methods, Quoted: k.Quoted, ServerDeduplicates: k.ServerDeduplicates}
 		if err := p.check(); err != nil {
 			return nil, configError(err, "IdempotencyPolicy.", "idempotency.")
 		}
 		add(StageIdempotencyKey, WithIdempotencyKey(p))
+	}
+	if r := c.RateLimit; r != nil {
+		p := RateLimitPolicy{Rate: r.Rate, Burst: r.Burst, MaxWait: time.Duration(r.MaxWait),
+			MaxCoolDown: time.Duration(r.MaxCoolDown), IgnoreRetryAfter: r.IgnoreRetryAfter, MaxKeys: r.MaxKeys}
+		if err := p.check(); err != nil {
+			return nil, configError(err, "RateLimitPolicy.", "rate_limit.")
+		}
+		add(StageRateLimit, WithRateLimit(p))
 	}
 	if len(off) > 0 {
 		stages := make([]Stage, 0, len(off))

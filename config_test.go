@@ -169,6 +169,35 @@ func TestConfigDisable(t *testing.T) {
 }
 
 // Bad input is an error that names the field, never a panic.
+// TestConfigRateLimit: a rate_limit section drives the RateLimit stage:
+// at 1/s with a burst of 1, the second call at once is refused and never
+// sent.
+func TestConfigRateLimit(t *testing.T) {
+	c, err := decodeConfig([]byte(`{"rate_limit": {"rate": 1, "burst": 1}, "disable": ["retry", "tracing"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := c.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := resilienttest.NewTransport(resilienttest.Status(200))
+	rt := resilient.NewTransport(tr, opts...)
+	for i, want := range []bool{true, false} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://api.test/", nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if ok := err == nil; ok != want || (!want && !errors.Is(err, resilient.ErrRateLimited)) {
+			t.Fatalf("call %d: %v; want sent %v", i+1, err, want)
+		}
+	}
+	if tr.Count() != 1 {
+		t.Errorf("%d requests sent, want 1", tr.Count())
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ cfg, want string }{
 		{`{"attempt_timeout": "-1s"}`, "resilient: config attempt_timeout: needs a positive duration, got -1s"},
@@ -184,6 +213,11 @@ func TestConfigErrors(t *testing.T) {
 		{`{"bulkhead": {"max_wait": "-1ns"}}`, "resilient: config bulkhead.max_wait: must not be negative, got -1ns"},
 		{`{"bulkhead": {"max_keys": -1}}`, "resilient: config bulkhead.max_keys: must not be negative, got -1"},
 		{`{"idempotency": {"header": "Idem Key"}}`, `resilient: config idempotency.header: "Idem Key" is not a valid header name`},
+		{`{"idempotency": {"header": "Connection"}}`, `resilient: config idempotency.header: "Connection" cannot carry a key`},
+		{`{"breaker": {"slow_call_threshold": "-1s"}}`, "resilient: config breaker.slow_call_threshold: must not be negative, got -1s"},
+		{`{"bulkhead": {"latency_tolerance": 0.5}}`, "resilient: config bulkhead.latency_tolerance: must be at least 1, got 0.5"},
+		{`{"rate_limit": {"rate": -1}}`, "resilient: config rate_limit.rate: must be a finite number not below zero, got -1"},
+		{`{"rate_limit": {"max_wait": "-1s"}}`, "resilient: config rate_limit.max_wait: must not be negative, got -1s"},
 		{`{"disable": ["retry", "retyr"]}`, `resilient: config disable[1]: unknown stage "retyr"`},
 		{`{"retry": {}, "hedge": {}}`, "resilient: config hedge: retry and hedge are alternatives"},
 		// Decoding errors: from encoding/json, or from Duration's
