@@ -170,24 +170,24 @@ func (b *RetryBudget) onCallOnce(req *http.Request, t time.Duration) *http.Reque
 		return req
 	}
 	if b.stages.Load() < 2 {
-		b.add(b.sliceAt(t), budgetDeposit)
+		b.onCallAt(t)
 		return req
 	}
 	ctx := req.Context()
 	if ctx.Value(budgetMark{b}) != nil {
 		return req
 	}
-	b.add(b.sliceAt(t), budgetDeposit)
+	b.onCallAt(t)
 	return req.WithContext(context.WithValue(ctx, budgetMark{b}, true))
 }
 
-// onCall records one logical call, earning it a fraction of a retry.
-// Retry and Hedge call it once per call. A nil budget records nothing.
-func (b *RetryBudget) onCall() {
+// onCallAt records one logical call that started at t, earning it a
+// fraction of a retry. A nil budget records nothing.
+func (b *RetryBudget) onCallAt(t time.Duration) {
 	if b == nil || b.Unlimited {
 		return
 	}
-	b.add(b.slice(), budgetDeposit)
+	b.add(b.sliceAt(t), budgetDeposit)
 }
 
 // tryRetry withdraws one retry, reporting false if the budget is spent.

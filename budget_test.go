@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/resilient-go/resilient/internal/clock"
 )
 
 // fakeClock is a budget clock the test moves by hand.
@@ -149,3 +151,6 @@ func TestBudgetSlotPacking(t *testing.T) {
 		t.Errorf("across the tag wrap read %d, want 7", got)
 	}
 }
+
+// onCall records a call now, as the stages do through onCallOnce.
+func (b *RetryBudget) onCall() { b.onCallAt(clock.Now()) }
