@@ -69,7 +69,8 @@ type BulkheadPolicy struct {
 	LatencyTolerance float64
 	// AdaptiveMaxWait is how long a call waits for a slot under the
 	// adaptive limit, never past its deadline; then it is refused with a
-	// *BulkheadFullError. Zero means 1 s.
+	// *BulkheadFullError. Zero means 1 s. A call with a deadline may be
+	// refused sooner at an overloaded host: see Bulkhead.
 	AdaptiveMaxWait time.Duration
 
 	sink  telemetry.Sink // nil: Telemetry's
@@ -142,6 +143,15 @@ func WithBulkhead(p BulkheadPolicy) Option {
 // MaxWait and then fails with a *BulkheadFullError. The slot is held until
 // the response body is closed or read to the end, and released exactly
 // once on every path. It panics on a negative field.
+//
+// Within MaxConcurrent, unless DisableAdaptive, a key's calls are held to
+// an adaptive limit that follows the host's latency. A call over it waits
+// up to AdaptiveMaxWait: in order of arrival while a limit's worth or
+// fewer wait, newest first past that. Once the limit was cut for an
+// overload while calls waited, a call with a deadline that finds a limit's
+// worth waiting is refused at once, and those already waiting behind the
+// newest limit's worth are turned away, so that their fallback answers in
+// time.
 //
 // The stage is safe for concurrent use. It reports each pool's slots in use
 // as the gauge resilient.client.bulkhead.in_use on the policy's

@@ -150,10 +150,9 @@ func BenchmarkCongestionCollapse(b *testing.B) {
 
 // TestCongestionCollapse: resilient's defaults keep goodput at half the
 // capacity or more and at least 0.9 times failsafe-go's adaptive
-// limiter's. On the old code the defaults' goodput was 0/s. The p50 and
-// p99 of real answers are logged, not held: calls that queue for the
-// adaptive limit carry their wait, and failsafe-go refuses them instead
-// (issue 19 asks for a p99 no worse than failsafe-go's; not met yet).
+// limiter's, and the p99 of real answers no worse than failsafe-go's (a
+// quarter over it allowed for this noisy test: the two runs are apart in
+// time). On the old code the defaults' goodput was 0/s.
 func TestCongestionCollapse(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		t.Skip("a throughput test: run without -race (.ci/run does)")
@@ -168,6 +167,9 @@ func TestCongestionCollapse(t *testing.T) {
 	t.Log(report("failsafe-go adaptivelimiter", theirs))
 	if g := ours.goodput(); g < 400 || g < 0.9*theirs.goodput() {
 		t.Errorf("goodput %.0f/s, want at least 400/s and 0.9x failsafe-go's %.0f/s", g, theirs.goodput())
+	}
+	if p99, their := ours.quantile(0.99), theirs.quantile(0.99); p99 > their*5/4 {
+		t.Errorf("p99 of real answers %v, want no worse than failsafe-go's %v", p99, their)
 	}
 }
 

@@ -2,6 +2,7 @@ package adaptive
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,14 +24,17 @@ type Settings struct {
 // limit in a window whose median latency holds at the baseline (within a
 // quarter) until the first overload (slow start), and adds one a window
 // otherwise; when the median passes Tolerance times the baseline, or calls
-// were dropped
-// (ended by a deadline before an answer), it cuts the limit by the
-// latency's excess, by 30 % to a half. Overload shows as latency long before it
-// shows as errors, so the limit finds the host's capacity without a
-// failure; a healthy burst finds the limit doubling under it.
+// were dropped (ended by a deadline before an answer), it cuts the limit
+// by the latency's excess, by 30 % to a half. Overload shows as latency
+// long before it shows as errors, so the limit finds the host's capacity
+// without a failure; a healthy burst finds the limit doubling under it.
 //
-// A call over the limit waits for a slot in order of arrival, so a healthy
-// burst over a limit still learning is delayed, never refused.
+// A call over the limit waits for a slot: in order of arrival while a
+// limit's worth or fewer wait, newest first past that. A healthy burst
+// over a limit still learning is delayed, never refused. Once an overload
+// cut the limit while calls queued, callers with a deadline are held to a
+// limit's worth of waiters: the others are answered at once, so that they
+// can fall back in time, instead of waiting rounds to be answered late.
 // Safe for concurrent use.
 type Limiter struct {
 	s *Settings
@@ -49,9 +53,17 @@ type Limiter struct {
 	overloaded atomic.Bool   // an overload was seen: growth no longer doubles
 	tick       atomic.Uint32 // counts calls for Measure's sampling
 	dropping   atomic.Bool   // the last window dropped calls: callers give up waiting
+	lastCut    atomic.Int64  // clock offset of the last cut for an overload
 
-	mu    sync.Mutex
-	queue []chan bool // guarded by mu; receives true when granted a slot, false when turned away
+	mu          sync.Mutex
+	queue       []waiter      // guarded by mu, in order of arrival
+	queuedSince time.Duration // guarded by mu; clock offset at which the queue last became non-empty
+}
+
+// waiter is a call queued for a slot.
+type waiter struct {
+	ready chan bool // receives true when granted a slot, false when turned away
+	short bool      // the caller has a deadline: Acquire's short
 }
 
 // NewLimiter returns a limiter at s.Initial.
@@ -91,10 +103,14 @@ func (l *Limiter) notePeak(n int64) {
 }
 
 // Acquire waits for a slot for at most wait, and not past ctx. It returns
-// false, holding nothing, when none came. With short, the call is refused
-// at once when two limits' worth of calls wait already: a caller with a
-// deadline gains nothing from waiting more than a couple of rounds, it
-// would only be answered late or not at all.
+// false, holding nothing, when none came. With short (the caller has a
+// deadline), the call is refused at once when a limit's worth of calls
+// wait already and the queue is a standing one: calls were dropped, or the
+// limit was cut for an overload while the queue never emptied. Such a
+// caller gains nothing from waiting rounds for a host that is at its
+// capacity; it would be answered late or not at all, and a fallback now
+// serves it better. A healthy burst, which raises the limit instead of
+// cutting it, waits in full.
 func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) bool {
 	if l.TryAcquire() {
 		return true
@@ -112,13 +128,16 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 		l.mu.Unlock()
 		return true
 	}
-	if short && l.dropping.Load() && int64(len(l.queue)) >= l.limit.Load() {
+	if short && int64(len(l.queue)) >= l.limit.Load() && l.standing() {
 		l.waiting.Add(-1)
 		l.mu.Unlock()
 		return false
 	}
+	if len(l.queue) == 0 {
+		l.queuedSince = l.s.Clock.Now()
+	}
 	ready := make(chan bool, 1)
-	l.queue = append(l.queue, ready)
+	l.queue = append(l.queue, waiter{ready, short})
 	l.notePeak(l.inflight.Load() + int64(len(l.queue)))
 	l.mu.Unlock()
 
@@ -132,14 +151,20 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, c := range l.queue {
-		if c == ready {
+	for i, w := range l.queue {
+		if w.ready == ready {
 			l.queue = append(l.queue[:i], l.queue[i+1:]...)
 			l.waiting.Add(-1)
 			return false
 		}
 	}
 	return <-ready // answered as it gave up
+}
+
+// standing reports whether the queue stands: calls were dropped, or the
+// limit was cut for an overload since the queue last emptied. l.mu held.
+func (l *Limiter) standing() bool {
+	return l.dropping.Load() || time.Duration(l.lastCut.Load()) >= l.queuedSince
 }
 
 // Measure reports whether the call that just took a slot should be timed:
@@ -186,7 +211,7 @@ func (l *Limiter) Release(o Outcome, latency, now time.Duration) {
 	l.ReleaseUntimed()
 }
 
-// grant hands the releasing call's slot to the first waiter, if the limit
+// grant hands the releasing call's slot to the next waiter, if the limit
 // still allows it.
 func (l *Limiter) grant() bool {
 	l.mu.Lock()
@@ -194,10 +219,25 @@ func (l *Limiter) grant() bool {
 	if len(l.queue) == 0 || l.inflight.Load() > l.limit.Load() {
 		return false
 	}
-	l.queue[0] <- true
-	l.queue = l.queue[1:]
-	l.waiting.Add(-1)
+	l.popNext()
 	return true
+}
+
+// popNext grants a slot to the next waiter: the oldest while the queue
+// holds a limit's worth or fewer (a round's wait at most, where order of
+// arrival is fair), the newest past that (adaptive LIFO, as Facebook's
+// queues do): a long queue means the host is slower than its callers,
+// and serving the newest serves calls whose callers still wait for the
+// answer, while the oldest, nearest their deadlines, give up. l.mu held,
+// queue not empty.
+func (l *Limiter) popNext() {
+	i := 0
+	if int64(len(l.queue)) > l.limit.Load() {
+		i = len(l.queue) - 1
+	}
+	l.queue[i].ready <- true
+	l.queue = slices.Delete(l.queue, i, i+1)
+	l.waiting.Add(-1)
 }
 
 // maybeClose ends the window once it is long and full enough (or held a
@@ -216,7 +256,7 @@ func (l *Limiter) maybeClose(now time.Duration) {
 	peak := l.peak.Swap(l.inflight.Load())
 	l.hist.reset()
 	l.drops.Store(0)
-	l.adjust(median, n, drops, peak)
+	l.adjust(median, n, drops, peak, now)
 }
 
 // window is the length of a window: four typical calls, so that a window
@@ -225,7 +265,7 @@ func (l *Limiter) window() time.Duration {
 	return max(l.s.MinWindow, 4*l.baseline.Get())
 }
 
-func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
+func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64, now time.Duration) {
 	base := l.baseline.Get()
 	dropping := drops > 0 && drops*10 >= answered+drops // a tenth dropped
 	l.dropping.Store(dropping)
@@ -242,6 +282,8 @@ func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
 			cut = min(max(l.s.Tolerance*float64(base)/float64(median), 0.5), 0.7)
 		}
 		limit = int64(float64(limit) * cut)
+		l.lastCut.Store(int64(now))
+		defer l.shed()
 	case answered > 0 && peak >= limit: // the limit held calls back
 		if l.overloaded.Load() || base > 0 && median > base*5/4 {
 			limit++ // an overload was seen, or latency is rising: near the knee
@@ -256,6 +298,27 @@ func (l *Limiter) adjust(median time.Duration, answered, drops, peak int64) {
 	l.wake()
 }
 
+// shed turns away the callers with a deadline queued behind the newest
+// limit's worth once an overload made the queue a standing one: they
+// would wait out rounds at a host already at its capacity, as Acquire
+// refuses new ones. Callers without a deadline keep their place.
+func (l *Limiter) shed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	oldest := int64(len(l.queue)) - l.limit.Load() // the first of the newest limit's worth
+	keep := l.queue[:0]
+	for i, w := range l.queue {
+		if w.short && int64(i) < oldest {
+			w.ready <- false
+			l.waiting.Add(-1)
+			continue
+		}
+		keep = append(keep, w)
+	}
+	clear(l.queue[len(keep):])
+	l.queue = keep
+}
+
 // wake grants waiting calls the slots a raised limit freed.
 func (l *Limiter) wake() {
 	if l.waiting.Load() == 0 {
@@ -265,9 +328,7 @@ func (l *Limiter) wake() {
 	defer l.mu.Unlock()
 	for len(l.queue) > 0 && l.inflight.Load() < l.limit.Load() {
 		l.inflight.Add(1)
-		l.queue[0] <- true
-		l.queue = l.queue[1:]
-		l.waiting.Add(-1)
+		l.popNext()
 	}
 }
 

@@ -90,36 +90,26 @@ func TestIdleLimitDoesNotGrow(t *testing.T) {
 }
 
 func TestWaitersGetSlotsInOrderAndGiveUp(t *testing.T) {
-	l, clk := newLimiter(1)
-	if !l.TryAcquire() {
-		t.Fatal("first slot")
-	}
-	got := make(chan int, 2)
-	for i := range 2 {
-		go func() {
-			if l.Acquire(context.Background(), time.Second, false) {
-				got <- i
-			} else {
-				got <- -1
-			}
-		}()
-		for l.waiting.Load() != int64(i+1) {
-			time.Sleep(time.Millisecond)
+	l, clk := newLimiter(2)
+	for range 2 {
+		if !l.TryAcquire() {
+			t.Fatal("no slot under the limit")
 		}
 	}
+	got := queueWaiters(t, l, false, false)
 	l.Release(Unknown, 0, clk.Now())
-	if first := <-got; first != 0 {
-		t.Fatalf("slot went to waiter %d, want 0 (FIFO)", first)
+	if first := recv(t, got); first != 0 {
+		t.Fatalf("slot went to waiter %d, want 0 (FIFO while a limit's worth wait)", first)
 	}
 	if !clk.WaitTimers(1, 5*time.Second) {
 		t.Fatal("second waiter has no timer")
 	}
-	clk.Advance(time.Second)
-	if second := <-got; second != -1 {
-		t.Fatalf("second waiter got %d after its wait ran out, want -1", second)
+	clk.Advance(time.Minute)
+	if second := recv(t, got); second != -2 {
+		t.Fatalf("second waiter got %d after its wait ran out, want -2", second)
 	}
-	if l.InFlight() != 1 {
-		t.Errorf("in flight %d, want 1 (the granted waiter)", l.InFlight())
+	if l.InFlight() != 2 {
+		t.Errorf("in flight %d, want 2 (one held, one granted)", l.InFlight())
 	}
 }
 
@@ -134,4 +124,126 @@ func TestBucketsBoundTheirLatencies(t *testing.T) {
 			t.Fatalf("%v in bucket %d, which holds [%v, %v)", d, i, lo, upper(i))
 		}
 	}
+}
+
+// queueWaiters starts one Acquire a waiter, in this order, each queued
+// before the next starts, and returns the channel of their results: the
+// waiter's index, negated and less one when it got no slot.
+func queueWaiters(t *testing.T, l *Limiter, short ...bool) <-chan int {
+	t.Helper()
+	got := make(chan int, len(short))
+	for i, s := range short {
+		want := l.waiting.Load() + 1
+		go func() {
+			if l.Acquire(context.Background(), time.Minute, s) {
+				got <- i
+			} else {
+				got <- -i - 1
+			}
+		}()
+		for deadline := time.Now().Add(5 * time.Second); l.waiting.Load() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued", i)
+			}
+		}
+	}
+	return got
+}
+
+// recv is the next waiter's result, or a failure after 5 s.
+func recv(t *testing.T, got <-chan int) int {
+	t.Helper()
+	select {
+	case r := <-got:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("no waiter answered")
+		return 0
+	}
+}
+
+func TestLongQueueServesNewestFirst(t *testing.T) {
+	l, clk := newLimiter(1)
+	if !l.TryAcquire() {
+		t.Fatal("first slot")
+	}
+	got := queueWaiters(t, l, false, false, false)
+	l.Release(Unknown, 0, clk.Now())
+	if first := recv(t, got); first != 2 {
+		t.Fatalf("with 3 waiting at a limit of 1, the slot went to waiter %d, want the newest, 2", first)
+	}
+	l.Release(Unknown, 0, clk.Now())
+	if next := recv(t, got); next != 1 {
+		t.Fatalf("with 2 waiting at a limit of 1, the slot went to waiter %d, want the newest, 1", next)
+	}
+	l.Release(Unknown, 0, clk.Now())
+	recv(t, got)
+	l.Release(Unknown, 0, clk.Now())
+}
+
+// An overload cut while calls wait turns away the callers with a deadline
+// behind the newest limit's worth, and refuses new ones at once; callers
+// without a deadline keep waiting.
+func TestStandingQueueShedsCallersWithADeadline(t *testing.T) {
+	l, clk := newLimiter(4)
+	for range 4 {
+		if !l.TryAcquire() {
+			t.Fatal("no slot under the limit")
+		}
+	}
+	l.Release(Dropped, 0, clk.Now()) // a drop in this window
+	if !l.TryAcquire() {
+		t.Fatal("the dropped call's slot did not come back")
+	}
+	got := queueWaiters(t, l, true, true, true, true, true, true, false) // 0-5 short, 6 not
+	if l.Acquire(context.Background(), 0, true) {
+		t.Fatal("a call that may not wait got a slot")
+	}
+	clk.Advance(l.window())
+	l.Release(Unknown, 0, clk.Now()) // closes the window: a drop, cut to 4*0.7 = 2
+	if l.Limit() != 2 {
+		t.Fatalf("limit %d after a window of drops, want 2", l.Limit())
+	}
+	for range 5 {
+		if r := recv(t, got); r >= 0 || r < -5 {
+			t.Fatalf("waiter %d got a slot or the wrong one was turned away; want waiters 0-4 turned away", r)
+		}
+	}
+	if l.Acquire(context.Background(), time.Minute, true) {
+		t.Fatal("a new caller with a deadline got a slot at a full standing queue")
+	}
+	if n := l.waiting.Load(); n != 2 {
+		t.Fatalf("%d waiting, want the newest short waiter and the one without a deadline", n)
+	}
+	select {
+	case r := <-got:
+		t.Fatalf("waiter %d answered early", r)
+	default:
+	}
+	for range 2 { // 3 in flight at a limit of 2: the second release grants a slot
+		l.Release(Unknown, 0, clk.Now())
+	}
+	for _, want := range []int{5, 6} {
+		if r := recv(t, got); r != want {
+			t.Fatalf("waiter %d got the slot, want %d", r, want)
+		}
+		l.Release(Unknown, 0, clk.Now())
+	}
+}
+
+// A healthy burst, which never cuts the limit, keeps every caller with a
+// deadline in the queue, however long it is.
+func TestBurstWithoutOverloadKeepsCallersWithADeadline(t *testing.T) {
+	l, clk := newLimiter(1)
+	if !l.TryAcquire() {
+		t.Fatal("first slot")
+	}
+	got := queueWaiters(t, l, true, true, true)
+	for range 3 {
+		l.Release(Answered, time.Millisecond, clk.Now())
+		if r := recv(t, got); r < 0 {
+			t.Fatalf("waiter %d turned away without an overload", -r-1)
+		}
+	}
+	l.Release(Answered, time.Millisecond, clk.Now())
 }
