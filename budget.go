@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient/internal/clock"
+	"github.com/resilient-go/resilient/internal/pad"
 )
 
 // Defaults of a RetryBudget, Finagle's numbers.
@@ -56,6 +57,8 @@ type RetryBudget struct {
 	// (Retry and Hedge in one Chain), a call must be counted once, however
 	// many of them it passes through.
 	stages atomic.Int32
+
+	_ pad.Line // every call writes a slot
 
 	// slots is a ring of time slices of Window/budgetSlices each. A slot
 	// packs the slice number (its low budgetTagBits) with the balance

@@ -15,6 +15,7 @@ import (
 	"github.com/resilient-go/resilient/internal/body"
 	"github.com/resilient-go/resilient/internal/clock"
 	"github.com/resilient-go/resilient/internal/httpx"
+	"github.com/resilient-go/resilient/internal/pad"
 	"github.com/resilient-go/resilient/internal/registry"
 	"github.com/resilient-go/resilient/internal/telemetry"
 )
@@ -240,6 +241,7 @@ type pool struct {
 	sem     *semaphore.Weighted // nil without MaxWait
 	lim     *adaptive.Limiter   // nil with DisableAdaptive
 	key     string
+	_       pad.Line     // the counters below change on every call
 	users   atomic.Int64 // calls holding or waiting for a slot; retired once forgotten
 	waiters atomic.Int64 // calls waiting for a slot
 	bodies  atomic.Int64 // slots held by response bodies

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/resilient-go/resilient/internal/clock"
+	"github.com/resilient-go/resilient/internal/pad"
 	"github.com/resilient-go/resilient/internal/rolling"
 )
 
@@ -77,9 +78,10 @@ type Breaker struct {
 	word        atomic.Uint64
 	openUntil   atomic.Int64 // clock offset a probe may go after; set before word says Open
 	consecutive atomic.Int64 // failures in a row while closed
-	failures    rolling.Counter
+	pending     atomic.Bool  // queue may hold changes
+	_           pad.Line     // every call through a closed breaker writes successes
 	successes   rolling.Counter
-	pending     atomic.Bool // queue may hold changes
+	failures    rolling.Counter
 
 	mu         sync.Mutex
 	issued     int64         // guarded by mu: probes let through in this half-open state
