@@ -46,6 +46,7 @@ type Context struct {
 	mu         sync.Mutex
 	done       chan struct{} // guarded by mu; nil until Done is called
 	err        error         // guarded by mu
+	own        bool          // guarded by mu: c ended at its deadline while its parent was live
 	timer      clock.Timer   // guarded by mu
 	stopParent func() bool   // guarded by mu
 }
@@ -115,7 +116,7 @@ func (c *Context) Done() <-chan struct{} {
 	}
 	wait := c.end - c.clk.Now()
 	if wait <= 0 {
-		c.endLocked(context.DeadlineExceeded)
+		c.expireLocked()
 		return c.done
 	}
 	c.timer = c.clk.AfterFunc(wait, c.expire)
@@ -148,7 +149,7 @@ func (c *Context) Err() error {
 	if err := ancestorErr(c.parent); err != nil {
 		c.endLocked(err)
 	} else if c.clk.Now() >= c.end {
-		c.endLocked(context.DeadlineExceeded)
+		c.expireLocked()
 	}
 	return c.err
 }
@@ -173,8 +174,14 @@ func ancestorErr(p context.Context) error {
 
 // Expired reports whether c ended because its own deadline passed while
 // its parent was still live: the timeout belongs to whoever called Init.
+// It is decided when c ends, so that what happens to the parent later (a
+// body abandoned at c's deadline releases the stages above) cannot
+// disown it.
 func (c *Context) Expired() bool {
-	return c.Err() == context.DeadlineExceeded && c.parent.Err() == nil
+	c.Err() // ends c now if its deadline has passed
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.own
 }
 
 // Release ends c with context.Canceled if it has not ended yet, and frees
@@ -191,7 +198,7 @@ func (c *Context) expire() {
 	c.mu.Lock()
 	expired := c.err == nil
 	if expired {
-		c.endLocked(context.DeadlineExceeded)
+		c.expireLocked()
 	}
 	c.mu.Unlock()
 	if expired && c.expirer != nil {
@@ -209,6 +216,13 @@ func (c *Context) parentDone() {
 		c.endLocked(err)
 	}
 	c.mu.Unlock()
+}
+
+// expireLocked ends c at its own deadline. It requires mu held, c.err ==
+// nil, and the parent seen live: an ancestor that ended first is c's end.
+func (c *Context) expireLocked() {
+	c.own = ancestorErr(c.parent) == nil
+	c.endLocked(context.DeadlineExceeded)
 }
 
 // endLocked requires mu held and c.err == nil.

@@ -66,6 +66,35 @@ func TestParentCancelPropagates(t *testing.T) {
 	}
 }
 
+// An expiry stays ours once the parent is released after it: a body
+// abandoned at an attempt's deadline releases the stages above, and the
+// read's error must still name the attempt.
+func TestExpiryStaysOursAfterTheParentEnds(t *testing.T) {
+	outer := newCtx(context.Background(), time.Hour)
+	inner := newCtx(outer, -time.Millisecond)
+	if inner.Err() != context.DeadlineExceeded {
+		t.Fatalf("Err() = %v past the deadline, want DeadlineExceeded", inner.Err())
+	}
+	outer.Release()
+	if !inner.Expired() {
+		t.Error("the parent's release after our deadline disowned our expiry")
+	}
+	if outer.Expired() {
+		t.Error("a released context counts as expired")
+	}
+}
+
+// A child whose deadline passes after its parent ended is not expired:
+// the parent's end was first.
+func TestParentEndBeforeOurDeadlineIsNotOurs(t *testing.T) {
+	outer := newCtx(context.Background(), time.Hour)
+	inner := newCtx(outer, -time.Millisecond)
+	outer.Release()
+	if inner.Expired() {
+		t.Error("the parent ended first, yet our deadline was counted as the cause")
+	}
+}
+
 func TestParentCancelSeenByErrWithoutDone(t *testing.T) {
 	parent, cancel := context.WithCancel(context.Background())
 	c := newCtx(parent, time.Hour)
