@@ -202,14 +202,21 @@ func (c *config) stages() []Middleware {
 // timeout itself (see retryStage), which spares the happy path a context
 // and a request copy. It can when every first attempt is bounded within
 // the total anyway: an attempt timeout no longer than the total sits below,
-// and a bulkhead or rate limit wait cannot push an attempt past it.
+// and a bulkhead or rate limit wait cannot push an attempt past it. A
+// call may wait for the pool (MaxWait) and then for the adaptive limit
+// (AdaptiveMaxWait): with a total shorter than those, the total needs its
+// own stage.
 func (c *config) fuseTotalIntoRetry() bool {
 	if !c.on[StageTotalTimeout] || !c.on[StageRetry] || !c.on[StageAttemptTimeout] {
 		return false
 	}
 	wait := time.Duration(0)
 	if c.on[StageBulkhead] {
-		wait = c.bulkhead.MaxWait
+		b := c.bulkhead.withDefaults()
+		wait = b.MaxWait
+		if !b.DisableAdaptive {
+			wait = clock.Add(wait, b.AdaptiveMaxWait)
+		}
 	}
 	if c.on[StageRateLimit] {
 		wait = clock.Add(wait, c.rateLimit.MaxWait)
