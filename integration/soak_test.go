@@ -47,7 +47,7 @@ const (
 	soakWorkers      = 512
 	soakAttempt      = 100 * time.Millisecond
 	soakTotal        = 400 * time.Millisecond
-	soakMaxLatency   = 5 * time.Second // far past the total timeout: a parked call
+	soakMaxLatency   = 2 * soakTotal // a call past it ignored the total (1.1 s once: a first attempt queued for the adaptive limit)
 	soakHeapMargin   = 8 << 20
 	soakGoroutMargin = 128
 )
@@ -274,7 +274,7 @@ func reportSoak(t *testing.T, samples []soakSample, elapsed time.Duration, rate 
 	}
 	t.Logf("slowest call: %v (total timeout %v)", maxLatency.Round(time.Millisecond), soakTotal)
 	if maxLatency > soakMaxLatency {
-		t.Errorf("a call took %v: it parked past the %v total timeout", maxLatency, soakTotal)
+		t.Errorf("a call took %v: the %v total timeout did not bound it", maxLatency, soakTotal)
 	}
 	if total.callErr*100 > total.total() {
 		t.Errorf("%d of %d calls failed: the fallback should answer nearly all of them", total.callErr, total.total())
