@@ -35,8 +35,8 @@ type Body struct {
 	rc io.ReadCloser
 
 	mu        sync.Mutex
-	released  bool // guarded by mu
-	n         int  // guarded by mu
+	released  bool  // guarded by mu
+	n         uint8 // guarded by mu; beside released, so that a Body stays 96 bytes
 	releasers [maxReleasers]Releaser
 }
 
