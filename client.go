@@ -212,10 +212,9 @@ func (c *config) fuseTotalIntoRetry() bool {
 	}
 	wait := time.Duration(0)
 	if c.on[StageBulkhead] {
-		b := c.bulkhead.withDefaults()
-		wait = b.MaxWait
-		if !b.DisableAdaptive {
-			wait = clock.Add(wait, b.AdaptiveMaxWait)
+		wait = c.bulkhead.MaxWait
+		if !c.bulkhead.DisableAdaptive {
+			wait = clock.Add(wait, orDefault(c.bulkhead.AdaptiveMaxWait, DefaultAdaptiveMaxWait))
 		}
 	}
 	if c.on[StageRateLimit] {

@@ -2,6 +2,7 @@ package adaptive
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -75,6 +76,7 @@ type waiter struct {
 func NewLimiter(s *Settings) *Limiter {
 	l := &Limiter{s: s}
 	l.limit.Store(s.Initial)
+	l.lastCut.Store(math.MinInt64) // never cut: before any queue, on any clock
 	l.winStart.Store(int64(s.Clock.Now()))
 	return l
 }

@@ -247,3 +247,22 @@ func TestBurstWithoutOverloadKeepsCallersWithADeadline(t *testing.T) {
 	}
 	l.Release(Answered, time.Millisecond, clk.Now())
 }
+
+// A limiter whose clock reads offset 0 (a fresh fake) has never cut its
+// limit: a queue that forms at 0 is not a standing one.
+func TestNoCutNoRefusalAtOffsetZero(t *testing.T) {
+	clk := clock.NewFake(0)
+	l := NewLimiter(&Settings{Initial: 1, Min: 1, Max: 256, Tolerance: 2, Clock: clk,
+		MinWindow: 10 * time.Millisecond, MinSamples: 4})
+	if !l.TryAcquire() {
+		t.Fatal("first slot")
+	}
+	got := queueWaiters(t, l, true, true)
+	for range 2 {
+		l.Release(Answered, time.Millisecond, clk.Now())
+		if r := recv(t, got); r < 0 {
+			t.Fatalf("waiter %d turned away without an overload", -r-1)
+		}
+	}
+	l.Release(Answered, time.Millisecond, clk.Now())
+}
