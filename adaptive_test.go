@@ -308,3 +308,56 @@ func TestLeakedBodySlotComesBack(t *testing.T) {
 	}
 	_ = leaked
 }
+
+// TestOverloadedHostShedsCallersWithADeadline: 64 callers with 250 ms
+// deadlines at a host that serves 8 at once and slows with the square of
+// the work past that. Once the limit was cut, callers are refused at once
+// rather than queued rounds deep, and the error says why.
+func TestOverloadedHostShedsCallersWithADeadline(t *testing.T) {
+	var inflight atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		load := max(float64(n)/8, 1)
+		time.Sleep(min(time.Duration(float64(10*time.Millisecond)*load*load), 3*time.Second)) // abandoned work keeps running
+		io.WriteString(w, "real")
+	}))
+	defer srv.Close()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	c := &http.Client{Transport: resilient.NewTransport(tr)} // the defaults
+	defer c.CloseIdleConnections()
+
+	var shed atomic.Pointer[resilient.BulkheadFullError]
+	stop := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for shed.Load() == nil && time.Now().Before(stop) {
+				ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+				resp, err := c.Do(req)
+				var full *resilient.BulkheadFullError
+				switch {
+				case err == nil:
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				case errors.As(err, &full) && full.Overloaded:
+					shed.CompareAndSwap(nil, full)
+				default:
+					time.Sleep(10 * time.Millisecond)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	e := shed.Load()
+	if e == nil {
+		t.Fatal("no caller was shed in 3 s of overload")
+	}
+	t.Logf("the error: %v", e)
+	if !errors.Is(e, resilient.ErrBulkheadFull) || e.AdaptiveLimit == 0 || !strings.Contains(e.Error(), "host overloaded") {
+		t.Errorf("shed error %q (%+v): want ErrBulkheadFull with the adaptive limit, saying the host is overloaded", e, *e)
+	}
+}

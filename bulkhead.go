@@ -98,6 +98,11 @@ type BulkheadFullError struct {
 	// AdaptiveLimit, if not zero, is the adaptive limit that refused the
 	// call: the host's latency says it is overloaded at that many.
 	AdaptiveLimit int
+	// Overloaded says the call, which has a deadline, was refused without
+	// waiting out its turn: the limit was cut for an overload while a
+	// limit's worth of calls waited, so its turn would come late or not
+	// at all, and a fallback now serves it better.
+	Overloaded bool
 	// Err is the caller's context error if the wait ended because the
 	// call's context did; otherwise nil.
 	Err error
@@ -110,6 +115,9 @@ func (e *BulkheadFullError) Error() string {
 	}
 	if e.AdaptiveLimit > 0 {
 		msg += " (adaptive limit " + strconv.Itoa(e.AdaptiveLimit) + " reached"
+		if e.Overloaded {
+			msg += ", host overloaded: refused so that the caller can fall back in time"
+		}
 	} else {
 		msg += " (" + strconv.Itoa(e.MaxConcurrent) + " in use"
 	}

@@ -31,8 +31,8 @@ func (t *bulkheadTransport) sendLimited(req *http.Request, p *pool) (*http.Respo
 	if !p.lim.TryAcquire() {
 		waitStart = clk.Now()
 		_, short := req.Context().Deadline()
-		if !p.lim.Acquire(req.Context(), t.p.AdaptiveMaxWait, short) {
-			return nil, t.rejectAdaptive(req, p, clk.Now()-waitStart)
+		if a := p.lim.Acquire(req.Context(), t.p.AdaptiveMaxWait, short); a != adaptive.Admitted {
+			return nil, t.rejectAdaptive(req, p, clk.Now()-waitStart, a == adaptive.Shed)
 		}
 	}
 	released := false
@@ -71,10 +71,11 @@ func limitOutcome(req *http.Request, lim *adaptive.Limiter, err error, took time
 	return adaptive.Unknown
 }
 
-func (t *bulkheadTransport) rejectAdaptive(req *http.Request, p *pool, waited time.Duration) error {
+func (t *bulkheadTransport) rejectAdaptive(req *http.Request, p *pool, waited time.Duration, shed bool) error {
 	httpx.CloseRequestBody(req)
 	e := t.full(req, p, waited, req.Context().Err())
 	e.AdaptiveLimit = int(p.lim.Limit())
+	e.Overloaded = shed
 	telemetry.Emit(req.Context(), t.p.sink, telemetry.Event{
 		Kind:      telemetry.AdaptiveRejected,
 		Authority: p.key,

@@ -109,8 +109,18 @@ func (l *Limiter) notePeak(n int64) {
 	}
 }
 
-// Acquire waits for a slot for at most wait, and not past ctx. It returns
-// false, holding nothing, when none came. With short (the caller has a
+// Admission is Acquire's answer.
+type Admission uint8
+
+// The admissions.
+const (
+	Admitted  Admission = iota // the call holds a slot
+	WaitedOut                  // no slot came within the wait or before ctx ended (or it might not wait)
+	Shed                       // refused, or turned away, at a standing queue: the host is at its capacity
+)
+
+// Acquire waits for a slot for at most wait, and not past ctx. Anything
+// but Admitted holds nothing. With short (the caller has a
 // deadline), the call is refused at once when a limit's worth of calls
 // wait already and the queue is a standing one: calls were dropped, or the
 // limit was cut for an overload while the queue never emptied. Such a
@@ -118,12 +128,12 @@ func (l *Limiter) notePeak(n int64) {
 // capacity; it would be answered late or not at all, and a fallback now
 // serves it better. A healthy burst, which raises the limit instead of
 // cutting it, waits in full.
-func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) bool {
+func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) Admission {
 	if l.TryAcquire() {
-		return true
+		return Admitted
 	}
 	if wait <= 0 {
-		return false
+		return WaitedOut
 	}
 	l.mu.Lock()
 	// Counted as waiting before it looks at inflight: a Release that
@@ -133,12 +143,12 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 		l.inflight.Add(1)
 		l.waiting.Add(-1)
 		l.mu.Unlock()
-		return true
+		return Admitted
 	}
 	if short && int64(len(l.queue)) >= l.limit.Load() && l.standing() {
 		l.waiting.Add(-1)
 		l.mu.Unlock()
-		return false
+		return Shed
 	}
 	if len(l.queue) == 0 {
 		l.queuedSince = l.s.Clock.Now()
@@ -152,7 +162,7 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 	defer timer.Stop()
 	select {
 	case granted := <-ready:
-		return granted
+		return admission(granted)
 	case <-timer.C():
 	case <-ctx.Done():
 	}
@@ -162,10 +172,18 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) b
 		if w.ready == ready {
 			l.queue = append(l.queue[:i], l.queue[i+1:]...)
 			l.waiting.Add(-1)
-			return false
+			return WaitedOut
 		}
 	}
-	return <-ready // answered as it gave up
+	return admission(<-ready) // answered as it gave up
+}
+
+// admission is what a waiter's answer means: a slot, or shed's refusal.
+func admission(granted bool) Admission {
+	if granted {
+		return Admitted
+	}
+	return Shed
 }
 
 // standing reports whether the queue stands: calls were dropped, or the

@@ -135,7 +135,7 @@ func queueWaiters(t *testing.T, l *Limiter, short ...bool) <-chan int {
 	for i, s := range short {
 		want := l.waiting.Load() + 1
 		go func() {
-			if l.Acquire(context.Background(), time.Minute, s) {
+			if l.Acquire(context.Background(), time.Minute, s) == Admitted {
 				got <- i
 			} else {
 				got <- -i - 1
@@ -196,8 +196,8 @@ func TestStandingQueueShedsCallersWithADeadline(t *testing.T) {
 		t.Fatal("the dropped call's slot did not come back")
 	}
 	got := queueWaiters(t, l, true, true, true, true, true, true, false) // 0-5 short, 6 not
-	if l.Acquire(context.Background(), 0, true) {
-		t.Fatal("a call that may not wait got a slot")
+	if a := l.Acquire(context.Background(), 0, true); a != WaitedOut {
+		t.Fatalf("a call that may not wait: %v, want WaitedOut (the queue does not stand yet)", a)
 	}
 	clk.Advance(l.window())
 	l.Release(Unknown, 0, clk.Now()) // closes the window: a drop, cut to 4*0.7 = 2
@@ -209,8 +209,8 @@ func TestStandingQueueShedsCallersWithADeadline(t *testing.T) {
 			t.Fatalf("waiter %d got a slot or the wrong one was turned away; want waiters 0-4 turned away", r)
 		}
 	}
-	if l.Acquire(context.Background(), time.Minute, true) {
-		t.Fatal("a new caller with a deadline got a slot at a full standing queue")
+	if a := l.Acquire(context.Background(), time.Minute, true); a != Shed {
+		t.Fatalf("a new caller with a deadline at a full standing queue: %v, want Shed", a)
 	}
 	if n := l.waiting.Load(); n != 2 {
 		t.Fatalf("%d waiting, want the newest short waiter and the one without a deadline", n)
