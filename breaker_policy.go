@@ -74,8 +74,11 @@ type BreakerPolicy struct {
 	// buckets. Zero means 10 s.
 	Window time.Duration
 	// OpenTimeout is the longest an open breaker rejects calls before it
-	// lets a probe through. A trip waits FirstOpenTimeout; each failed
-	// probe doubles the wait, up to OpenTimeout; closing starts over. Up
+	// lets a probe through. A trip waits FirstOpenTimeout; after a failed
+	// probe it waits a quarter of the outage so far (since the trip), at
+	// least FirstOpenTimeout and at most OpenTimeout, so that a host back
+	// from an outage waits at most a quarter of it more; closing starts
+	// over. Up
 	// to 10 % is added at random per breaker, so that a fleet of clients
 	// does not probe in lockstep. Zero means 5 s.
 	OpenTimeout time.Duration

@@ -13,7 +13,7 @@
 // slow for the host and answer with the fallback before the page's
 // deadline, the breaker opens, and from then on every page is served at
 // once without recommendations, while the sick service gets a probe after
-// 1 s, 2 s, 4 s... until it recovers.
+// each wait (1 s, then a quarter of the outage so far) until it recovers.
 //
 // Everything runs on 127.0.0.1 in one process and takes about 25 seconds:
 //

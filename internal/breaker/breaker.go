@@ -48,8 +48,10 @@ type Settings struct {
 	MinRequests         int64   // ...and the Window holds at least this many calls
 	Window              time.Duration
 	HalfOpenRequests    int64 // probes a half-open breaker lets through; all must succeed
-	// A trip holds the breaker open for FirstOpen, and each failed probe
-	// doubles the wait up to MaxOpen: a blip costs a blip, a dead host is
+	// A trip holds the breaker open for FirstOpen; after a failed probe
+	// it waits a quarter of the outage so far (since the trip), at least
+	// FirstOpen and at most MaxOpen: a blip costs a blip, a host back from
+	// a long outage waits at most a quarter of it more, and a dead host is
 	// probed ever less often.
 	FirstOpen, MaxOpen time.Duration
 	Clock              clock.Clock
@@ -88,6 +90,7 @@ type Breaker struct {
 	succeeded  int64         // guarded by mu: probes that succeeded
 	isolated   atomic.Bool   // held open by Isolate until Reset; written under mu, read on refusals without it
 	openFor    time.Duration // guarded by mu: the last open wait
+	trippedAt  time.Duration // guarded by mu: clock offset of the trip from closed
 	queue      []Change      // guarded by mu
 	delivering bool          // guarded by mu
 }
@@ -198,13 +201,14 @@ func (b *Breaker) setLocked(st State) uint64 {
 	old := b.word.Load()
 	switch st {
 	case Open:
-		if State(old&3) == HalfOpen { // a failed probe: wait longer
-			b.openFor = min(2*b.openFor, b.s.MaxOpen)
+		now := b.s.Clock.Now()
+		if State(old&3) == HalfOpen { // a failed probe: the longer the outage, the longer the wait
+			b.openFor = min(max(b.s.FirstOpen, (now-b.trippedAt)/4), b.s.MaxOpen)
 		} else {
-			b.openFor = b.s.FirstOpen
+			b.openFor, b.trippedAt = b.s.FirstOpen, now
 		}
 		wait := clock.Add(b.openFor, time.Duration(b.jitter*float64(b.openFor)))
-		b.openUntil.Store(int64(clock.Add(b.s.Clock.Now(), wait)))
+		b.openUntil.Store(int64(clock.Add(now, wait)))
 	case HalfOpen:
 		b.issued, b.succeeded = 0, 0
 	case Closed:

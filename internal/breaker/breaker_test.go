@@ -266,17 +266,27 @@ func TestConcurrentCallsOneTripOneProbe(t *testing.T) {
 	}
 }
 
-func TestOpenWaitDoublesAfterFailedProbes(t *testing.T) {
+// After a failed probe the breaker waits a quarter of the outage so far,
+// at least FirstOpen and at most MaxOpen; closing starts over.
+func TestOpenWaitGrowsWithTheOutage(t *testing.T) {
 	b, clk, _ := newBreaker(t, func(s *Settings) { s.FirstOpen, s.MaxOpen = time.Second, 5*time.Second })
 	for range 3 {
 		call(b, nil, Failure)
 	}
-	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+	// Probes fail at once at 1, 2, 3, 4 s into the outage (waits of 1 s,
+	// the floor), then at 5 s (a quarter: 1.25 s), at 6.25 s (1.5625 s).
+	for _, want := range []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second,
+		1250 * time.Millisecond, 1562500 * time.Microsecond} {
 		if _, wait, ok := b.Allow(); ok || wait != want {
 			t.Fatalf("open wait %v (ok=%v), want %v", wait, ok, want)
 		}
 		clk.Advance(want)
 		call(b, nil, Failure) // the probe fails
+	}
+	clk.Advance(30 * time.Second)
+	call(b, nil, Failure) // a probe fails 40 s into the outage: a quarter is past MaxOpen
+	if _, wait, _ := b.Allow(); wait != 5*time.Second {
+		t.Fatalf("40 s into an outage: wait %v, want MaxOpen, 5s", wait)
 	}
 	clk.Advance(5 * time.Second)
 	call(b, nil, Success) // a good probe closes it
