@@ -7,15 +7,15 @@ import "log/slog"
 // Logger field does the same for a pipeline built with Chain). Nil means no
 // logging, the default.
 //
-// Levels: Warn when a breaker opens, a bulkhead is full or the retry budget
-// refuses a retry; Info for a retry (attempt, delay, and the status or
+// Levels: Warn when a breaker opens, a bulkhead or its adaptive limit is
+// full, or the retry budget refuses a retry; Info for a retry (attempt, delay, and the status or
 // error that caused it), a wait a Retry-After asked for, a fallback, a
 // breaker closing or half-opening, a rate limit's refusal and a host's
 // cool-down; Debug for each call an open breaker refuses (the Warn on
 // opening already said so, and at Info an open breaker would flood the
 // log), hedges and rate limit waits. Refusals carry the "reason" the
 // rejections counter uses (circuit_open, bulkhead_full, retry_budget,
-// rate_limited). Every record names the authority (scheme://host:port, or
+// rate_limited, adaptive_limit). Every record names the authority (scheme://host:port, or
 // the breaker's or pool's Key); those about one request add its method
 // and URL.
 //

@@ -62,6 +62,8 @@ func logLine(ev Event) (slog.Level, string) {
 		return slog.LevelInfo, "resilient: circuit breaker half-open"
 	case BulkheadRejected:
 		return slog.LevelWarn, "resilient: call refused: bulkhead full"
+	case AdaptiveRejected:
+		return slog.LevelWarn, "resilient: call refused: adaptive limit"
 	case Hedge:
 		return slog.LevelDebug, "resilient: hedging"
 	case Fallback:
@@ -74,15 +76,6 @@ func logLine(ev Event) (slog.Level, string) {
 		return slog.LevelInfo, "resilient: host cool-down"
 	}
 	return slog.LevelInfo, "resilient: " + ev.Kind.Name()
-}
-
-// reasons are the "reason" attribute of rejections, as on the rejections
-// counter, so a log line and a metric can be matched.
-var reasons = [...]string{
-	BreakerRejected:  ReasonCircuitOpen,
-	BulkheadRejected: ReasonBulkheadFull,
-	BudgetExhausted:  ReasonRetryBudget,
-	RateLimited:      ReasonRateLimited,
 }
 
 // LogAttrs describes ev as log attributes: authority, method and redacted
@@ -112,8 +105,8 @@ func LogAttrs(ev Event) []slog.Attr {
 	if ev.Err != nil {
 		attrs = append(attrs, slog.String("error", redactErrorFor(ev.Err, ev.Request)))
 	}
-	if int(ev.Kind) < len(reasons) && reasons[ev.Kind] != "" {
-		attrs = append(attrs, slog.String("reason", reasons[ev.Kind]))
+	if r := reasonOf(ev.Kind); r != "" {
+		attrs = append(attrs, slog.String("reason", r))
 	}
 	if ev.From != "" || ev.To != "" {
 		attrs = append(attrs, slog.String("from", ev.From), slog.String("to", ev.To))

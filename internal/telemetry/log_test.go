@@ -52,3 +52,25 @@ func (discard) Record(context.Context, Event) {}
 type counting int
 
 func (c *counting) Record(context.Context, Event) { *c++ }
+
+// TestLogReasonMatchesMetric: every rejection's log line carries the reason
+// the rejections counter counts it under, and a message of its own. The
+// adaptive limit's had neither once: the log and the metric kept separate
+// tables, and the newer Kind was only in one.
+func TestLogReasonMatchesMetric(t *testing.T) {
+	for k, r := range map[Kind]string{
+		BreakerRejected:  ReasonCircuitOpen,
+		BulkheadRejected: ReasonBulkheadFull,
+		BudgetExhausted:  ReasonRetryBudget,
+		RateLimited:      ReasonRateLimited,
+		AdaptiveRejected: ReasonAdaptive,
+	} {
+		var buf bytes.Buffer
+		s := NewLogSink(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), discard{})
+		s.Record(context.Background(), Event{Kind: k, Authority: "http://127.0.0.1:80"})
+		out := buf.String()
+		if !strings.Contains(out, "reason="+r) || strings.Contains(out, `msg="resilient: resilient.`) {
+			t.Errorf("%s: %s; want reason=%s and a message of its own", k.Name(), out, r)
+		}
+	}
+}

@@ -44,6 +44,24 @@ const (
 	ReasonAdaptive     = "adaptive_limit"
 )
 
+// reasons is the "reason" of each rejection Kind, on the rejections
+// counter and on log lines alike, so that the two can be matched.
+var reasons = [...]string{
+	BreakerRejected:  ReasonCircuitOpen,
+	BulkheadRejected: ReasonBulkheadFull,
+	BudgetExhausted:  ReasonRetryBudget,
+	RateLimited:      ReasonRateLimited,
+	AdaptiveRejected: ReasonAdaptive,
+}
+
+// reasonOf is k's reason, or "" when k is no rejection.
+func reasonOf(k Kind) string {
+	if int(k) < len(reasons) {
+		return reasons[k]
+	}
+	return ""
+}
+
 // ReasonKey is the attribute of RejectionsCounter that says which stage
 // refused the call.
 const ReasonKey = attribute.Key("reason")
@@ -63,8 +81,9 @@ type otelSink struct {
 
 	rateLimitWait metric.Float64Histogram
 
-	// Precomputed so that counting a rejection builds no attribute set.
-	circuitOpen, bulkheadFull, retryBudget, rateLimited, adaptive metric.AddOption
+	// Precomputed so that counting a rejection builds no attribute set;
+	// by Kind, as reasons.
+	rejectedBy [len(reasons)]metric.AddOption
 }
 
 // NewSink returns a Sink that adds each event to the recording span in the
@@ -77,20 +96,21 @@ func NewSink(mp metric.MeterProvider) Sink {
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(ScopeName, metric.WithSchemaURL(SchemaURL))
-	return &otelSink{
-		retries:      counter(m, RetriesCounter, "Retries scheduled after a failed attempt."),
-		hedges:       counter(m, HedgesCounter, "Hedged attempts sent."),
-		fallbacks:    counter(m, FallbacksCounter, "Calls answered by a fallback."),
-		rejections:   counter(m, RejectionsCounter, "Calls or retries refused, by reason."),
-		slowCalls:    counter(m, SlowCallsCounter, "Calls that ran past their host's slow-call threshold."),
-		adaptive:     reason(ReasonAdaptive),
-		circuitOpen:  reason(ReasonCircuitOpen),
-		bulkheadFull: reason(ReasonBulkheadFull),
-		retryBudget:  reason(ReasonRetryBudget),
-		rateLimited:  reason(ReasonRateLimited),
+	s := &otelSink{
+		retries:    counter(m, RetriesCounter, "Retries scheduled after a failed attempt."),
+		hedges:     counter(m, HedgesCounter, "Hedged attempts sent."),
+		fallbacks:  counter(m, FallbacksCounter, "Calls answered by a fallback."),
+		rejections: counter(m, RejectionsCounter, "Calls or retries refused, by reason."),
+		slowCalls:  counter(m, SlowCallsCounter, "Calls that ran past their host's slow-call threshold."),
 
 		rateLimitWait: histogram(m, RateLimitWaitHistogram, "Time calls waited for their turn under a rate limit or a host's cool-down."),
 	}
+	for k, r := range reasons {
+		if r != "" {
+			s.rejectedBy[k] = metric.WithAttributeSet(attribute.NewSet(ReasonKey.String(r)))
+		}
+	}
+	return s
 }
 
 func histogram(m metric.Meter, name, desc string) metric.Float64Histogram {
@@ -111,10 +131,6 @@ func counter(m metric.Meter, name, desc string) metric.Int64Counter {
 	return c
 }
 
-func reason(r string) metric.AddOption {
-	return metric.WithAttributeSet(attribute.NewSet(ReasonKey.String(r)))
-}
-
 // defaultSink is the sink of stages given none: the global MeterProvider's
 // instruments delegate to an SDK installed later, so building it once is
 // enough.
@@ -132,16 +148,8 @@ func (s *otelSink) Record(ctx context.Context, ev Event) {
 		c = s.hedges
 	case Fallback:
 		c = s.fallbacks
-	case BreakerRejected:
-		c, opt = s.rejections, s.circuitOpen
-	case BulkheadRejected:
-		c, opt = s.rejections, s.bulkheadFull
-	case BudgetExhausted:
-		c, opt = s.rejections, s.retryBudget
-	case RateLimited:
-		c, opt = s.rejections, s.rateLimited
-	case AdaptiveRejected:
-		c, opt = s.rejections, s.adaptive
+	case BreakerRejected, BulkheadRejected, BudgetExhausted, RateLimited, AdaptiveRejected:
+		c, opt = s.rejections, s.rejectedBy[ev.Kind]
 	case SlowCall:
 		c = s.slowCalls
 	case RateLimitWait:
