@@ -120,14 +120,14 @@ const (
 )
 
 // Acquire waits for a slot for at most wait, and not past ctx. Anything
-// but Admitted holds nothing. With short (the caller has a
-// deadline), the call is refused at once when a limit's worth of calls
-// wait already and the queue is a standing one: calls were dropped, or the
-// limit was cut for an overload while the queue never emptied. Such a
-// caller gains nothing from waiting rounds for a host that is at its
-// capacity; it would be answered late or not at all, and a fallback now
-// serves it better. A healthy burst, which raises the limit instead of
-// cutting it, waits in full.
+// but Admitted holds nothing. With short (the caller has a deadline), the
+// call is refused at once when a limit's worth of calls wait already and
+// the queue is a standing one: calls were dropped, or the limit was cut
+// for an overload while the queue never emptied. Such a caller gains
+// nothing from waiting rounds for a host that is at its capacity; it would
+// be answered late or not at all, and a fallback now serves it better. A
+// healthy burst, which raises the limit instead of cutting it, waits in
+// full.
 func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) Admission {
 	if l.TryAcquire() {
 		return Admitted
@@ -170,7 +170,7 @@ func (l *Limiter) Acquire(ctx context.Context, wait time.Duration, short bool) A
 	defer l.mu.Unlock()
 	for i, w := range l.queue {
 		if w.ready == ready {
-			l.queue = append(l.queue[:i], l.queue[i+1:]...)
+			l.queue = slices.Delete(l.queue, i, i+1)
 			l.waiting.Add(-1)
 			return WaitedOut
 		}
