@@ -89,7 +89,6 @@ type Breaker struct {
 	issued     int64         // guarded by mu: probes let through in this half-open state
 	succeeded  int64         // guarded by mu: probes that succeeded
 	isolated   atomic.Bool   // held open by Isolate until Reset; written under mu, read on refusals without it
-	openFor    time.Duration // guarded by mu: the last open wait
 	trippedAt  time.Duration // guarded by mu: clock offset of the trip from closed
 	queue      []Change      // guarded by mu
 	delivering bool          // guarded by mu
@@ -202,12 +201,13 @@ func (b *Breaker) setLocked(st State) uint64 {
 	switch st {
 	case Open:
 		now := b.s.Clock.Now()
+		openFor := b.s.FirstOpen
 		if State(old&3) == HalfOpen { // a failed probe: the longer the outage, the longer the wait
-			b.openFor = min(max(b.s.FirstOpen, (now-b.trippedAt)/4), b.s.MaxOpen)
+			openFor = min(max(openFor, (now-b.trippedAt)/4), b.s.MaxOpen)
 		} else {
-			b.openFor, b.trippedAt = b.s.FirstOpen, now
+			b.trippedAt = now
 		}
-		wait := clock.Add(b.openFor, time.Duration(b.jitter*float64(b.openFor)))
+		wait := clock.Add(openFor, time.Duration(b.jitter*float64(openFor)))
 		b.openUntil.Store(int64(clock.Add(now, wait)))
 	case HalfOpen:
 		b.issued, b.succeeded = 0, 0
